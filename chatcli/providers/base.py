@@ -1,0 +1,41 @@
+"""The provider contract.
+
+`stream()` is a synchronous generator of events:
+
+* content events (`TextDelta`, `ReasoningDelta`, `Usage`), then exactly one `Finish`;
+* a failure before any content raises a classified `ProviderError` (never an SDK exception);
+* a failure after content ends the stream with `Finish("error", detail=...)`;
+* a stream that stops with no finish signal ends with `Finish("incomplete")`, never `stop`;
+* the SDK stream is opened in a `with` block, so closing the generator (Ctrl-C) closes the
+  HTTP response and the server sees the disconnect.
+
+SDK objects and exceptions never leave the provider module. SDK built-in retries are off:
+retrying is the session's job (`session.py`), where the waits are visible and cancellable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from chatcli.events import Event, Message
+
+
+class Provider(Protocol):
+    name: str
+    #: True when the API continues a reply from a trailing assistant message (Anthropic prefill).
+    supports_prefill: bool
+
+    def warm(self) -> None:
+        """Do the slow one-time work now (import the SDK, load a model). Safe to call from a thread."""
+        ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[Event]: ...
