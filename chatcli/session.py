@@ -153,6 +153,11 @@ class Session:
         last = self.turns[-1] if self.turns else None
         if last is None or last.role != "assistant" or not last.content:
             raise ValueError("there is no partial reply to continue")
+        if self.provider.supports_prefill:
+            # The API rejects a prefill ending in whitespace and the provider strips it from the
+            # request; strip the stored text too, or the continuation's own leading whitespace
+            # doubles it ("foo \n\n" + "\n\nbar").
+            last.content = last.content.rstrip()
         messages = self.request_messages()
         if not self.provider.supports_prefill:
             messages.append(Message("user", CONTINUE_PROMPT))
@@ -297,6 +302,8 @@ class Session:
         if finish is None:
             if isinstance(failure, (KeyboardInterrupt, GeneratorExit)):
                 finish = Finish("interrupted", detail="stopped by the user")
+            elif isinstance(failure, SystemExit):  # signals.Terminated: SIGTERM/SIGHUP mid-reply
+                finish = Finish("interrupted", detail=str(failure) or "chatcli was stopped")
             elif isinstance(failure, ProviderError):
                 finish = Finish("error", raw=failure.kind, detail=failure.message)
             else:
