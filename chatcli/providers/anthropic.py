@@ -1,0 +1,332 @@
+"""Anthropic Messages streaming.
+
+The SDK (`anthropic` 2.x on `httpx2`) is imported on first use only. `messages.create(stream=True)`
+gives the raw event stream (no snapshot accumulation: the session accumulates the text). Wire
+quirks handled here (notes/protocols.md §1.2, §1.3):
+
+* `event: error` inside the 200 stream raises a bare `APIStatusError` with `status_code == 200`;
+  its category is only in `.type` (e.g. `overloaded_error`), so that is what we classify by;
+* a stream that ends without `message_delta`/`message_stop` leaves `stop_reason` unset: the reply
+  is `incomplete`, never complete;
+* transport failures mid-stream are raw `httpx2.RemoteProtocolError`/`ReadTimeout` (not wrapped
+  by the SDK); malformed JSON / invalid UTF-8 are raw `JSONDecodeError`/`UnicodeDecodeError`;
+* `ping` and unknown events are ignored; tool input JSON, signatures and citations are never
+  shown;
+* a trailing assistant message (prefill, used by /continue) must not end in whitespace.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
+
+from chatcli.errors import ChatCLIError, ProviderError
+from chatcli.events import Event, Finish, FinishReason, Message, ReasoningDelta, TextDelta, Usage
+from chatcli.providers import _common as common
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types import MessageParam
+
+    from chatcli.settings import ProviderConfig
+
+#: The API requires `max_tokens`. 4096 is within every current model's output limit (some older
+#: models reject more), and long enough for a chat reply; `--max-tokens` raises it.
+DEFAULT_MAX_TOKENS = 4096
+
+_STOP: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "content_filter",
+    "tool_use": "tool_calls",
+    "pause_turn": "pause_turn",
+}
+
+
+@dataclass
+class _State:
+    events: int = 0
+    content: bool = False  # text or thinking was yielded
+    stop_reason: str | None = None
+    stop_detail: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def usage(self) -> Usage | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return Usage(self.input_tokens, self.output_tokens)
+
+
+class AnthropicProvider:
+    supports_prefill = True  # a trailing assistant message is continued by the model
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self._where = config  # for error messages: config with the effective base URL
+        self._client: anthropic.Anthropic | None = None
+        self._lock = threading.Lock()
+        self._placeholder_key = False
+        self._send_temperature = True
+
+    # -- client -----------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Import the SDK and build the client. A missing key is not raised here (this runs in a
+        background thread): `stream()` raises it when the user actually sends something."""
+        try:
+            self._get_client()
+        except ChatCLIError:
+            import anthropic  # noqa: F401  (still the slow part worth doing early)
+
+    def _get_client(self) -> anthropic.Anthropic:
+        with self._lock:
+            if self._client is None:
+                key = common.api_key(self.config)
+                import anthropic
+                import httpx2
+
+                self._placeholder_key = not self.config.api_key
+                # An explicit api_key also stops the SDK from looking for credentials in the
+                # environment and profile files (it reads them only when none is passed).
+                try:
+                    self._client = anthropic.Anthropic(
+                        api_key=key,
+                        base_url=self.config.base_url,  # None: the SDK default
+                        max_retries=0,  # retries are the session's job: 2.x would sleep out any retry-after
+                        timeout=common.timeout(self.config),
+                        default_headers=common.default_headers(self.config),
+                        http_client=common.http_client(anthropic.DefaultHttpxClient, self.config),
+                    )
+                except httpx2.InvalidURL as exc:
+                    raise common.invalid_base_url(self.config, exc) from None
+                if not self.config.base_url:  # name the SDK's default URL in error messages
+                    self._where = replace(self.config, base_url=str(self._client.base_url).rstrip("/"))
+            return self._client
+
+    def close(self) -> None:
+        """Release pooled connections (tests; the CLI simply exits)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- streaming --------------------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[Event]:
+        client = self._get_client()
+        sdk_stream = self._open(client, _wire_messages(messages), model, system, max_tokens, temperature)
+        # The `with` closes the HTTP response on every exit, including the generator being
+        # closed at a `yield` (Ctrl-C): the server sees the disconnect at once.
+        with sdk_stream:
+            content_type = sdk_stream.response.headers.get("content-type")
+            if common.is_html(content_type):
+                raise common.not_a_stream(self._where, content_type, empty=False)
+            yield from self._events(sdk_stream, content_type, model)
+
+    def _open(self, client: anthropic.Anthropic, wire: list[dict[str, str]], model: str, system: str | None,
+              max_tokens: int | None, temperature: float | None) -> anthropic.Stream[Any]:
+        import anthropic
+        import httpx2
+
+        for _ in range(2):  # the original request plus one retry without `temperature`
+            # anthropic 2.x dropped `temperature` from `messages.create` (newer models reject
+            # it), but older models and gateways still honour it: sent through `extra_body`,
+            # and dropped for this provider if the server says it is not supported.
+            extra = {"temperature": temperature} if temperature is not None and self._send_temperature else None
+            try:
+                return client.messages.create(
+                    model=model,
+                    messages=cast("list[MessageParam]", wire),
+                    max_tokens=max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS,
+                    system=system if system else anthropic.omit,
+                    stream=True,
+                    extra_body=extra,
+                )
+            except anthropic.APIStatusError as exc:
+                if not (extra and exc.status_code in (400, 422) and "temperature" in str(exc.body).lower()):
+                    raise self._error(exc, model, streaming=False) from None
+                self._send_temperature = False
+            except (anthropic.APIError, httpx2.TransportError) as exc:
+                raise self._error(exc, model, streaming=False) from None
+        raise common.bad_response(self._where, "the server kept rejecting the request parameters")
+
+    def _events(self, sdk_stream: anthropic.Stream[Any], content_type: str | None,
+                model: str) -> Iterator[Event]:
+        import anthropic
+        import httpx2
+
+        state = _State()
+        try:
+            for event in sdk_stream:
+                state.events += 1
+                yield from _event_events(event, state)
+        except (anthropic.APIError, httpx2.TransportError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # The SSE decoder lets malformed JSON and invalid UTF-8 through raw.
+            if state.stop_reason is not None:
+                pass  # complete already; only `message_stop` went missing
+            elif state.content:
+                usage = state.usage()
+                if usage is not None:
+                    yield usage
+                yield Finish("error", raw=getattr(exc, "type", None) if _is_event_error(exc) else None,
+                             detail=self._midstream_detail(exc))
+                return
+            else:
+                raise self._error(exc, model, streaming=True) from None
+        if state.stop_reason is None and not state.content:
+            if state.events == 0:  # an empty body, JSON or anything not SSE
+                raise common.not_a_stream(self._where, content_type,
+                                         empty=sdk_stream.response.num_bytes_downloaded == 0)
+            raise common.bad_response(self._where, "the stream ended before any reply text")
+        usage = state.usage()
+        if usage is not None:
+            yield usage
+        yield _finish(state)
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, model: str, *, streaming: bool) -> ProviderError:
+        """Any failure before content, as a classified ProviderError."""
+        import anthropic
+        import httpx2
+
+        if isinstance(exc, anthropic.APIStatusError):
+            # Status 200 means an `event: error` inside the stream: the status says nothing then.
+            status = exc.status_code if exc.status_code != 200 else None
+            return common.classify_status(
+                self._where, status=status, body=exc.body, headers=exc.response.headers, model=model,
+                etype=exc.type, code=exc.error_code, fallback=exc.api_message or "",
+                placeholder_key=self._placeholder_key)
+        if isinstance(exc, (anthropic.APITimeoutError, httpx2.TimeoutException)):
+            return common.timeout_error(self._where, streaming=streaming)
+        if isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError)):
+            if (scheme := common.bad_scheme(exc)) is not None:
+                return common.invalid_base_url(self._where, scheme)
+            return common.connection_error(self._where, exc, streaming=streaming)
+        if isinstance(exc, anthropic.APIError):  # e.g. APIResponseValidationError
+            return common.bad_response(self._where, f"unexpected response ({common.clean(exc.message, self._where)})")
+        return common.bad_response(self._where, common.malformed_detail(exc))
+
+    def _midstream_detail(self, exc: BaseException) -> str:
+        if _is_event_error(exc):
+            return common.event_error_detail(self._where, body=getattr(exc, "body", None),
+                                             etype=getattr(exc, "type", None),
+                                             fallback=getattr(exc, "api_message", None) or "")
+        return common.stream_failure_detail(exc, self._where)
+
+
+def _is_event_error(exc: BaseException) -> bool:
+    """An `event: error` inside the 200 stream (the SDK raises it as APIStatusError, status 200)."""
+    import anthropic
+
+    return isinstance(exc, anthropic.APIStatusError) and exc.status_code == 200
+
+
+def _wire_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
+    wire = [{"role": m.role, "content": m.content} for m in messages]
+    if wire and wire[-1]["role"] == "assistant":
+        # Prefill: the API rejects a final assistant message with trailing whitespace, and an
+        # empty one is pointless, so strip it (and drop it if nothing is left).
+        prefill = wire[-1]["content"].rstrip()
+        if prefill:
+            wire[-1]["content"] = prefill
+        else:
+            wire.pop()
+    return wire
+
+
+def _event_events(event: Any, state: _State) -> Iterator[Event]:
+    # Events are built without validation (`construct_type`): an unknown event type can come
+    # back as a dict or a half-filled model, hence getattr throughout; unknown types are ignored.
+    kind = getattr(event, "type", None)
+    if kind == "message_start":
+        _read_start_usage(getattr(getattr(event, "message", None), "usage", None), state)
+    elif kind == "content_block_start":
+        block = getattr(event, "content_block", None)
+        yield from _text_events(getattr(block, "type", None), block, state)
+    elif kind == "content_block_delta":
+        delta = getattr(event, "delta", None)
+        yield from _text_events(getattr(delta, "type", None), delta, state)
+    elif kind == "message_delta":
+        _read_message_delta(event, state)
+
+
+def _text_events(kind: Any, obj: Any, state: _State) -> Iterator[Event]:
+    """Text and thinking, from a block start (usually empty) or a delta. Tool input JSON,
+    signatures, citations and redacted thinking are never shown."""
+    if kind in ("text", "text_delta"):
+        text = getattr(obj, "text", None)
+        if isinstance(text, str) and text:
+            state.content = True
+            yield TextDelta(text)
+    elif kind in ("thinking", "thinking_delta"):
+        thinking = getattr(obj, "thinking", None)
+        if isinstance(thinking, str) and thinking:
+            state.content = True
+            yield ReasoningDelta(thinking)
+
+
+def _read_start_usage(usage: Any, state: _State) -> None:
+    if usage is None:
+        return
+    # `input_tokens` excludes cached prompt tokens; the prompt's size is the sum of the three.
+    parts = [common.usage_int(getattr(usage, name, None))
+             for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")]
+    if parts[0] is not None:
+        state.input_tokens = sum(p or 0 for p in parts)
+    output = common.usage_int(getattr(usage, "output_tokens", None))
+    if output is not None:
+        state.output_tokens = output
+
+
+def _read_message_delta(event: Any, state: _State) -> None:
+    delta = getattr(event, "delta", None)
+    reason = getattr(delta, "stop_reason", None)
+    if reason:
+        state.stop_reason = str(reason)
+        state.stop_detail = _stop_detail(getattr(delta, "stop_details", None))
+    usage = getattr(event, "usage", None)
+    output = common.usage_int(getattr(usage, "output_tokens", None))
+    if output is not None:
+        state.output_tokens = output  # cumulative for the whole message
+    if common.usage_int(getattr(usage, "input_tokens", None)) is not None:
+        _read_start_usage(usage, state)
+        if output is not None:
+            state.output_tokens = output
+
+
+def _stop_detail(details: Any) -> str | None:
+    """`stop_details` of a refusal: `{type: "refusal", category, explanation}`."""
+    if details is None:
+        return None
+    if isinstance(details, dict):
+        explanation, category = details.get("explanation"), details.get("category")
+    else:
+        explanation, category = getattr(details, "explanation", None), getattr(details, "category", None)
+    parts = [str(p) for p in (explanation, f"category: {category}" if category else None) if p]
+    return "; ".join(parts) or None
+
+
+def _finish(state: _State) -> Finish:
+    raw = state.stop_reason
+    if raw is None:
+        return Finish("incomplete", detail="the stream ended without a stop reason")
+    # An unknown stop reason is still the API saying the message is done: `stop`, raw kept.
+    reason = _STOP.get(raw, "stop")
+    detail = state.stop_detail if reason == "content_filter" else None
+    return Finish(reason, raw=raw, detail=detail)
