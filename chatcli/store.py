@@ -1,0 +1,659 @@
+"""SQLite persistence of conversations and turns (`<data dir>/history.db`).
+
+Why SQLite and how it is used (protocols.md §3.4, §5.8):
+
+* WAL journal, one IMMEDIATE transaction per recorded turn, committed at once with
+  `synchronous=FULL`: a SIGKILL (or a power cut) loses at most the reply still streaming, never a
+  turn that had ended. IMMEDIATE takes the write lock up front, so two chatcli processes writing
+  at once wait for each other through `busy_timeout` instead of failing with SQLITE_BUSY.
+* The directory is 0700 and the database 0600 from creation on: the file is created with
+  `os.open(..., 0o600)` before SQLite opens it, and SQLite is opened under umask 077 so its
+  `-wal`/`-shm` files cannot come out wider (SQLite also copies the database's mode onto them).
+* Recording never raises: a full disk, a read-only directory or a database that went bad while
+  chatting gives ONE warning, saving stops for the rest of the process, and the chat goes on.
+* A file that is not a usable database at open time (garbage, a truncated header, a failed
+  schema read) is moved aside to `history.db.corrupt-YYYYmmdd-HHMMSS` (with its -wal/-shm) and a
+  fresh database is started, with a warning naming both paths. Start-up never crashes on it, and
+  the corrupt file is never overwritten. `Store.open` raises `StoreError` only when there is no
+  way to keep a history at all (the directory cannot be created, a database written by a newer
+  chatcli): the chat then goes on unsaved after printing it — see `open_for_chat`.
+* Stored text is raw (model output may hold escape sequences): sanitizing is the display's job.
+* Full-text search uses an FTS5 index kept in step with `turns` by triggers (external content, so
+  the text is stored once). User search text is quoted token by token, so `"`, `*`, `-`, `AND`,
+  `NEAR(` ... are searched for, never interpreted. Without FTS5 in the SQLite build, search
+  falls back to LIKE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from chatcli.errors import StoreError, UsageError
+from chatcli.events import FINISH_REASONS, FinishReason
+from chatcli.fsperm import Warn, check_private, create_private_file, ensure_private_dir, private_umask, stderr_warn
+from chatcli.session import Turn
+
+DB_NAME = "history.db"
+BUSY_TIMEOUT_MS = 5000
+TITLE_LENGTH = 80
+#: Marks a search match in `SearchHit.parts`' source text; private-use characters nobody types.
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
+
+Connect = Callable[[str], sqlite3.Connection]
+
+
+class ConversationNotFound(UsageError):
+    """`history show/export/delete ID` or `--resume ID` named no conversation (exit 2: usage)."""
+
+    def __init__(self, conv_id: str) -> None:
+        super().__init__(f"no conversation {conv_id!r} (see chatcli history list)")
+        self.conv_id = conv_id
+
+
+class AmbiguousConversation(UsageError):
+    def __init__(self, prefix: str, matches: Sequence[str]) -> None:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        super().__init__(f"{prefix!r} matches several conversations ({shown}); type more of the id")
+        self.prefix = prefix
+        self.matches = tuple(matches)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    title: str
+    created: float
+    updated: float
+    model: str | None
+    provider: str | None
+    turns: int
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    conversation_id: str
+    title: str
+    turn_id: int
+    role: str
+    created: float
+    #: The snippet as (text, is_match) pieces; the text is raw (sanitize before display).
+    parts: tuple[tuple[str, bool], ...]
+
+    def snippet(self, open_mark: str = "[", close_mark: str = "]") -> str:
+        return "".join(f"{open_mark}{text}{close_mark}" if hit else text for text, hit in self.parts)
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+# Each entry upgrades the schema by one version (PRAGMA user_version = its index + 1). Never edit
+# a released entry: append a new one.
+_MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE conversations (
+            id        TEXT PRIMARY KEY,
+            title     TEXT NOT NULL DEFAULT '',
+            created   REAL NOT NULL,
+            updated   REAL NOT NULL,
+            model     TEXT,
+            provider  TEXT
+        )""",
+        "CREATE INDEX conversations_updated ON conversations (updated DESC)",
+        """CREATE TABLE turns (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a Turn in memory
+                                                                -- keeps its id while rows are deleted
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq             INTEGER NOT NULL,
+            role            TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content         TEXT NOT NULL,
+            reasoning       TEXT NOT NULL DEFAULT '',
+            finish_reason   TEXT,
+            finish_raw      TEXT,
+            finish_detail   TEXT,
+            provider        TEXT,
+            model           TEXT,
+            system          TEXT,
+            input_tokens    INTEGER,
+            output_tokens   INTEGER,
+            ttft            REAL,
+            duration        REAL,
+            created         REAL NOT NULL,
+            UNIQUE (conversation_id, seq)
+        )""",
+    ),
+]
+
+# Created at migration time when the SQLite build has FTS5 (checked, not assumed).
+_FTS = (
+    "CREATE VIRTUAL TABLE turns_fts USING fts5("
+    "content, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    """CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
+        INSERT INTO turns_fts (rowid, content) VALUES (new.id, new.content);
+    END""",
+    """CREATE TRIGGER turns_ad AFTER DELETE ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    END""",
+    """CREATE TRIGGER turns_au AFTER UPDATE OF content ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, content) VALUES ('delete', old.id, old.content);
+        INSERT INTO turns_fts (rowid, content) VALUES (new.id, new.content);
+    END""",
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_TURN_COLUMNS = (
+    "role", "content", "reasoning", "finish_reason", "finish_raw", "finish_detail", "provider", "model",
+    "system", "input_tokens", "output_tokens", "ttft", "duration", "created",
+)
+
+
+def _fts5_available(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5(x)")
+        conn.execute("DROP TABLE temp.fts5_probe")
+        return True
+    except sqlite3.OperationalError:
+        return False
+
+
+class _Corrupt(Exception):
+    """The file is not a database we can use; `Store.open` moves it aside."""
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+class Store:
+    """One connection to `history.db`. Safe to share between threads (calls are serialized)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, warn: Warn) -> None:
+        self._conn = conn
+        self.path = path
+        self._warn = warn
+        self._lock = threading.RLock()
+        self._disabled: str | None = None  # why saving stopped, once it has
+        self._has_fts = bool(conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'turns_fts'").fetchone())
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, data_dir: Path, *, warn: Warn = stderr_warn, connect: Connect | None = None) -> Store:
+        """Open (creating it 0700/0600 if needed) `<data_dir>/history.db`.
+
+        A corrupt file is moved aside and replaced (warning). Raises `StoreError` only when no
+        history can be kept: the directory cannot be made, the file cannot be created or opened,
+        or its schema is newer than this chatcli.
+        `connect` opens a path as a connection (tests inject failures through it).
+        """
+        data_dir = Path(data_dir)
+        path = data_dir / DB_NAME
+        try:
+            ensure_private_dir(data_dir, warn=warn)
+            create_private_file(path)  # before SQLite, so it never exists with umask permissions
+        except OSError as exc:
+            raise StoreError(f"cannot create the history database {path}: {_os_reason(exc)}") from exc
+        for name in (path, _sidecar(path, "-wal"), _sidecar(path, "-shm")):
+            check_private(name, warn=warn)
+        try:
+            return cls._open_file(path, warn, connect)
+        except _Corrupt as exc:
+            try:
+                backup = _move_aside(path)
+                create_private_file(path)
+            except OSError as move_error:
+                raise StoreError(f"the history database {path} is unreadable ({exc}) and could not be moved "
+                                 f"aside: {_os_reason(move_error)}") from move_error
+            warn(f"the history database {path} is unreadable ({exc}); it was moved to {backup} "
+                 "and a new one was started")
+            try:
+                return cls._open_file(path, warn, connect)
+            except _Corrupt as again:  # a fresh file failing means the disk is the problem
+                raise StoreError(f"cannot use the history database {path}: {again}") from again
+
+    @classmethod
+    def _open_file(cls, path: Path, warn: Warn, connect: Connect | None) -> Store:
+        try:
+            with private_umask():  # -wal and -shm are created by SQLite on the first statements
+                conn = (connect or _connect)(str(path))
+                try:
+                    _configure(conn)
+                    _migrate(conn, path)
+                except BaseException:
+                    conn.close()
+                    raise
+        except StoreError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            # OperationalError covers both "disk I/O error"/"unable to open" (the disk: not a
+            # reason to move the file) and a few corruption symptoms; tell them apart by code.
+            if _is_corruption(exc):
+                raise _Corrupt(str(exc)) from exc
+            raise StoreError(f"cannot open the history database {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot open the history database {path}: {_os_reason(exc)}") from exc
+        return cls(conn, path, warn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @property
+    def saving(self) -> bool:
+        """False once a write failed: nothing more is saved in this process."""
+        return self._disabled is None
+
+    def recorder(self, conversation_id: str | None = None) -> StoreRecorder:
+        """A `Recorder` for a new conversation (created at its first turn) or an existing one (resume)."""
+        return StoreRecorder(self, conversation_id)
+
+    def _write(self, action: Callable[[sqlite3.Connection], None]) -> bool:
+        """Run `action` in one IMMEDIATE transaction. On an I/O failure: warn once, stop saving."""
+        if self._disabled is not None:
+            return False
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    action(self._conn)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    # A KeyboardInterrupt/Terminated landing here must not leave the transaction
+                    # (and the write lock) open.
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                self._disable(exc)
+                return False
+        return True
+
+    def _disable(self, exc: BaseException) -> None:
+        reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        self._disabled = reason
+        self._warn(f"could not save to the history database {self.path} ({reason}); "
+                   "this conversation is no longer being saved, the chat goes on")
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the history database {self.path}: {exc}") from exc
+
+    def list_conversations(self, limit: int = 50, offset: int = 0) -> list[Conversation]:
+        """Conversations, most recently used first."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT {_CONV_SELECT} FROM conversations c ORDER BY c.updated DESC, c.rowid DESC "
+                "LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+        return [_conversation(row) for row in rows]
+
+    def count_conversations(self) -> int:
+        with self._reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM conversations").fetchone()[0])
+
+    def latest_conversation(self) -> Conversation | None:
+        """The most recently used conversation (for `--continue`)."""
+        found = self.list_conversations(limit=1)
+        return found[0] if found else None
+
+    def get(self, conv_id: str) -> Conversation:
+        """The conversation with this id or unique id prefix.
+
+        Raises `ConversationNotFound` or `AmbiguousConversation` (both UsageError, exit 2).
+        """
+        wanted = conv_id.strip().lower()
+        if not re.fullmatch(r"[0-9a-z]+", wanted):  # ids are lowercase hex: anything else is no id
+            raise ConversationNotFound(conv_id)
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT {_CONV_SELECT} FROM conversations c WHERE c.id = ?",
+                               (wanted,)).fetchone()
+            if row is not None:
+                return _conversation(row)
+            # A prefix: the range [wanted, wanted + U+10FFFF) uses the primary key index.
+            rows = conn.execute(
+                f"SELECT {_CONV_SELECT} FROM conversations c WHERE c.id >= ? AND c.id < ? "
+                "ORDER BY c.updated DESC LIMIT 6", (wanted, wanted + "\U0010ffff")).fetchall()
+        if not rows:
+            raise ConversationNotFound(conv_id)
+        if len(rows) > 1:
+            raise AmbiguousConversation(conv_id, [r[0] for r in rows])
+        return _conversation(rows[0])
+
+    def load_turns(self, conv_id: str) -> list[Turn]:
+        """The conversation's turns in order, with their ids (for `--resume` and `history show`)."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT id, {', '.join(_TURN_COLUMNS)} FROM turns WHERE conversation_id = ? ORDER BY seq",
+                (conv_id,)).fetchall()
+        return [_turn(row) for row in rows]
+
+    def delete(self, conv_id: str) -> bool:
+        """Delete a conversation (exact id) and its turns. True if it existed. Raises StoreError."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._conn.execute("DELETE FROM conversations WHERE id = ?", (conv_id,))
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot delete from the history database {self.path}: {exc}") from exc
+        return cur.rowcount > 0
+
+    def search(self, text: str, limit: int = 20) -> list[SearchHit]:
+        """Turns containing every word of `text`, newest first, each with a snippet around the match.
+
+        `text` is taken literally: FTS operators and punctuation in it are not interpreted.
+        Newest first rather than bm25 relevance: in a chat history the recent mention is usually
+        the one wanted (as with Ctrl-R), and FTS5 walks its index backwards by rowid and stops at
+        `limit`, so a common word costs the same as a rare one (bm25 must score every match).
+        """
+        words = _fts_words(text)
+        if not text.strip():
+            return []
+        with self._reading() as conn:
+            if self._has_fts and words:
+                query = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+                rows = conn.execute(
+                    "SELECT t.conversation_id, c.title, t.id, t.role, t.created, "
+                    f"snippet(turns_fts, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16) "
+                    "FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
+                    "JOIN conversations c ON c.id = t.conversation_id "
+                    "WHERE turns_fts MATCH ? ORDER BY turns_fts.rowid DESC LIMIT ?", (query, limit)).fetchall()
+                return [_hit(row) for row in rows]
+            # No FTS5, or nothing the tokenizer would index (e.g. "**" or "->"): a plain substring scan.
+            needle = text.strip()
+            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = conn.execute(
+                "SELECT t.conversation_id, c.title, t.id, t.role, t.created, t.content "
+                "FROM turns t JOIN conversations c ON c.id = t.conversation_id "
+                "WHERE t.content LIKE ? ESCAPE '\\' ORDER BY t.id DESC LIMIT ?",
+                (f"%{escaped}%", limit)).fetchall()
+        return [_hit((*row[:5], _like_snippet(row[5], needle))) for row in rows]
+
+
+class StoreRecorder:
+    """The session's `Recorder` for one conversation. Never raises for I/O failures."""
+
+    def __init__(self, store: Store, conversation_id: str | None) -> None:
+        self._store = store
+        self._conv_id = conversation_id
+        self._created = conversation_id is not None
+
+    @property
+    def conversation_id(self) -> str | None:
+        """None until the first turn is recorded (an empty session creates nothing)."""
+        return self._conv_id
+
+    def record(self, turn: Turn) -> None:
+        def action(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            if not self._created:
+                self._conv_id = _new_conversation(conn, turn, now, None)
+                self._created = True
+            elif conn.execute("SELECT 1 FROM conversations WHERE id = ?", (self._conv_id,)).fetchone() is None:
+                # Deleted (`history delete` in another terminal) while this session had it open:
+                # bring it back under the same id rather than losing the rest of the chat.
+                _new_conversation(conn, turn, now, self._conv_id)
+            values = _turn_values(turn)
+            conv = self._conv_id
+            if turn.id is not None:
+                cur = conn.execute(
+                    f"UPDATE turns SET {', '.join(c + ' = ?' for c in _TURN_COLUMNS)} "
+                    "WHERE id = ? AND conversation_id = ?", (*values, turn.id, conv))
+                if cur.rowcount:
+                    _touch(conn, conv, turn, now)
+                    return
+                # The row is gone (deleted by `history delete` in another process): insert it again.
+            cur = conn.execute(
+                f"INSERT INTO turns (conversation_id, seq, {', '.join(_TURN_COLUMNS)}) VALUES "
+                f"(?, (SELECT coalesce(max(seq), 0) + 1 FROM turns WHERE conversation_id = ?), "
+                f"{', '.join('?' for _ in _TURN_COLUMNS)})", (conv, conv, *values))
+            turn.id = cur.lastrowid
+            _touch(conn, conv, turn, now)
+
+        conv_before, created_before, id_before = self._conv_id, self._created, turn.id
+        if not self._store._write(action):
+            # Rolled back: do not keep ids that point at nothing.
+            self._conv_id, self._created, turn.id = conv_before, created_before, id_before
+
+    def forget(self, turn: Turn) -> None:
+        if turn.id is None:
+            return
+        turn_id = turn.id
+
+        def action(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM turns WHERE id = ?", (turn_id,))
+
+        if self._store._write(action):
+            turn.id = None
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+_CONV_SELECT = ("c.id, c.title, c.created, c.updated, c.model, c.provider, "
+                "(SELECT count(*) FROM turns t WHERE t.conversation_id = c.id)")
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) so each is exactly
+    # one turn. check_same_thread=False because the Store serializes access with its own lock.
+    return sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # The first statement that reads the file: garbage fails here with "file is not a database".
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":
+        # e.g. a filesystem without shared memory; rollback journal still gives atomic commits.
+        pass
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"the history database {path} was written by a newer chatcli (schema {version}, "
+                         f"this one knows {SCHEMA_VERSION}); upgrade chatcli or use --no-save")
+    if version == SCHEMA_VERSION:
+        # Reading the schema catches files whose header is fine but whose catalog is damaged.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for index in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[index]:
+                conn.execute(statement)
+            if index == 0 and _fts5_available(conn):
+                for statement in _FTS:
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+_CORRUPTION_CODES = {
+    getattr(sqlite3, "SQLITE_CORRUPT", 11),
+    getattr(sqlite3, "SQLITE_NOTADB", 26),
+}
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _CORRUPTION_CODES
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename the database (and its -wal/-shm, so the backup opens as it was) to a free backup name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    os.replace(path, backup)
+    for suffix in ("-wal", "-shm"):
+        side = _sidecar(path, suffix)
+        if side.exists():
+            os.replace(side, _sidecar(backup, suffix))
+    return backup
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str | None) -> str | None:
+    """SQLite stores UTF-8: a lone surrogate (JSON "\\ud800" from a server) would make the insert
+    raise UnicodeEncodeError, so it becomes U+FFFD."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", value)
+    return value
+
+
+def _title(text: str) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _new_conversation(conn: sqlite3.Connection, turn: Turn, now: float, wanted: str | None) -> str:
+    title = _text(_title(turn.content)) if turn.role == "user" else ""
+    for _ in range(20):
+        conv_id = wanted or secrets.token_hex(4)
+        try:
+            conn.execute(
+                "INSERT INTO conversations (id, title, created, updated, model, provider) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (conv_id, title, now, now, _text(turn.model), _text(turn.provider)))
+        except sqlite3.IntegrityError:  # 1 in 4 billion per existing conversation: try another id
+            continue
+        return conv_id
+    raise sqlite3.IntegrityError("could not find a free conversation id")
+
+
+def _touch(conn: sqlite3.Connection, conv_id: str | None, turn: Turn, now: float) -> None:
+    """Bump the conversation's last use and model; give it a title at its first user message."""
+    title = _text(_title(turn.content)) if turn.role == "user" else None
+    conn.execute(
+        "UPDATE conversations SET updated = ?, model = coalesce(?, model), provider = coalesce(?, provider), "
+        "title = CASE WHEN title = '' AND ? IS NOT NULL THEN ? ELSE title END WHERE id = ?",
+        (now, _text(turn.model), _text(turn.provider), title, title, conv_id))
+
+
+def _turn_values(turn: Turn) -> tuple[Any, ...]:
+    values = (
+        turn.role, turn.content, turn.reasoning or "", turn.finish_reason, turn.finish_raw, turn.finish_detail,
+        turn.provider, turn.model, turn.system, turn.input_tokens, turn.output_tokens, turn.ttft,
+        turn.duration, turn.created,
+    )
+    return tuple(_text(v) if isinstance(v, str) else v for v in values)
+
+
+def _turn(row: Sequence[Any]) -> Turn:
+    (turn_id, role, content, reasoning, finish_reason, finish_raw, finish_detail, provider, model, system,
+     input_tokens, output_tokens, ttft, duration, created) = row
+    reason = finish_reason if finish_reason in FINISH_REASONS else (None if finish_reason is None else "error")
+    return Turn(
+        role=role, content=content, created=created, provider=provider, model=model, system=system,
+        finish_reason=cast("FinishReason | None", reason), finish_raw=finish_raw, finish_detail=finish_detail,
+        reasoning=reasoning or "", input_tokens=input_tokens, output_tokens=output_tokens, ttft=ttft,
+        duration=duration, id=turn_id,
+    )
+
+
+def _conversation(row: Sequence[Any]) -> Conversation:
+    return Conversation(id=row[0], title=row[1], created=row[2], updated=row[3], model=row[4],
+                        provider=row[5], turns=int(row[6]))
+
+
+def _hit(row: Sequence[Any]) -> SearchHit:
+    return SearchHit(conversation_id=row[0], title=row[1], turn_id=row[2], role=row[3], created=row[4],
+                     parts=_split_snippet(row[5] or ""))
+
+
+def _split_snippet(snippet: str) -> tuple[tuple[str, bool], ...]:
+    parts: list[tuple[str, bool]] = []
+    for i, piece in enumerate(re.split(f"[{_MARK_OPEN}{_MARK_CLOSE}]", snippet)):
+        if piece:
+            parts.append((piece, i % 2 == 1))
+    return tuple(parts)
+
+
+# A word for the unicode61 tokenizer: letters, digits, and everything outside ASCII that is not
+# punctuation/space (close enough: the quoted phrase is tokenized by SQLite itself anyway).
+_WORD = re.compile(r"[^\W_]|[^\x00-\x7f]", re.UNICODE)
+
+
+def _fts_words(text: str) -> list[str]:
+    """The whitespace-separated pieces of `text` that the tokenizer would index something of."""
+    return [piece for piece in text.split() if _WORD.search(piece)]
+
+
+def _like_snippet(content: str, needle: str, width: int = 60) -> str:
+    at = content.lower().find(needle.lower())
+    if at < 0:
+        return content[:width]
+    start = max(0, at - width // 2)
+    end = min(len(content), at + len(needle) + width // 2)
+    return ("…" if start else "") + content[start:at] + _MARK_OPEN + content[at:at + len(needle)] + \
+        _MARK_CLOSE + content[at + len(needle):end] + ("…" if end < len(content) else "")
+
+
+def open_for_chat(data_dir: Path, *, warn: Warn = stderr_warn) -> Store | None:
+    """The chat's way in: a Store, or None (after a warning) when no history can be kept.
+
+    Start-up never fails because of the history: the chat then runs as with `--no-save`.
+    """
+    try:
+        return Store.open(data_dir, warn=warn)
+    except StoreError as exc:
+        warn(f"{exc.message}; this conversation will not be saved")
+        return None
