@@ -58,3 +58,6 @@ class Settings:
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # model -> $/Mtok (in, out)
     stdin_timeout: float = 5.0  # seconds to wait for the first byte of a pipe that stays open
     debug: bool = False
+    # provider name -> variables its config refers to (`${VAR}` in headers) that are not set; such a
+    # provider is reported as unusable when chosen rather than failing the whole config.
+    missing_env: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

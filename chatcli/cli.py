@@ -1,0 +1,532 @@
+"""The `chatcli` command: flags -> Settings (config.py) -> objects (app.py) -> a flow (oneshot / repl).
+
+Wiring only. This is also the one place that turns errors into what the user sees:
+
+* a `ChatCLIError` -> one line `chatcli: <message>` on stderr (sanitized, secrets redacted) and
+  its exit code (SPEC "Exit codes"); Typer/Click usage errors -> Click's message, exit 2;
+* Ctrl-C -> 130; SIGTERM/SIGHUP -> 128 + signal (after the reply in flight is saved);
+* stdout closed by the reader (`| head -1`) -> a quiet exit 141, what any Unix filter killed by
+  SIGPIPE reports, with fd 1 pointed at /dev/null so the interpreter's last flush stays silent;
+* anything else is a bug: one line naming it, and the traceback only with `--debug` — redacted,
+  and never with local variables (they hold keys).
+
+Start-up cost: this module imports nothing heavy at import time. `--version` is answered in
+`main()` before Typer is imported at all: Typer (+ its vendored click, shellingham) costs ~70 ms
+here, more than the whole 60 ms budget for `--version`. Typer runs with `rich_markup_mode=None`
+so `--help` is Click's plain formatter and never imports rich (~60-110 ms). Commands import what
+they need when they run.
+"""
+
+import os
+import sys
+
+from chatcli import __version__
+
+# Not `typing.TYPE_CHECKING`: importing typing (and dataclasses, ~15 ms together) would be most
+# of the `--version` budget. mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from typing import Any, NoReturn
+
+    import typer
+
+    from chatcli.app import App
+    from chatcli.config import Overrides
+    from chatcli.env import Environment
+    from chatcli.providers.base import Provider
+    from chatcli.settings import RenderMode
+
+
+EPIPE_EXIT = 141  # 128 + SIGPIPE
+
+
+class _State:
+    """What the error handler needs to know about the run it is reporting on."""
+
+    debug: bool = False
+    secrets: "tuple[str, ...]" = ()
+    restore_signals: "Callable[[], None] | None" = None
+
+
+_state = _State()
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def main(argv: "Sequence[str] | None" = None) -> "NoReturn":
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _asks_version(args):
+        _print_version()
+    sys.exit(run(args))
+
+
+def _asks_version(args: "list[str]") -> bool:
+    """`--version` among the leading options (before any command or `--`)."""
+    for arg in args:
+        if arg == "--version":
+            return True
+        if arg == "--" or not arg.startswith("-"):
+            return False
+    return False
+
+
+def _print_version() -> "NoReturn":
+    try:
+        sys.stdout.write(f"chatcli {__version__}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(EPIPE_EXIT)
+    sys.exit(0)
+
+
+def run(args: "list[str]") -> int:
+    """Run the command line; return the exit code. Never raises (but SystemExit from Click)."""
+    from chatcli.errors import ChatCLIError, ExitCode
+
+    _state.debug = "--debug" in args[: args.index("--") if "--" in args else len(args)] or _truthy(
+        os.environ.get("CHATCLI_DEBUG"))
+    try:
+        import typer.main
+
+        command = typer.main.get_command(_build_app())
+        result = command.main(args=args, prog_name="chatcli", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except ChatCLIError as exc:
+        _report(exc.message)
+        if _state.debug:
+            _traceback(exc)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        _write_err("\n")
+        return int(ExitCode.INTERRUPTED)
+    except (BrokenPipeError, _PipeClosed):
+        _silence_stdout()
+        return EPIPE_EXIT
+    except Exception as exc:
+        import typer
+
+        if isinstance(exc, typer.TyperException):  # Click's usage errors: its own format, exit 2
+            show = getattr(exc, "show", None)
+            if show is not None:
+                show(file=sys.stderr)
+            else:
+                _report(exc.message)
+            return int(getattr(exc, "exit_code", ExitCode.USAGE))
+        if isinstance(exc, typer.Abort):
+            return int(ExitCode.INTERRUPTED)
+        _report(f"internal error: {type(exc).__name__}: {exc}"
+                + ("" if _state.debug else " (run with --debug for the traceback)"))
+        if _state.debug:
+            _traceback(exc)
+        return int(ExitCode.FAILED)
+    except BaseException as exc:
+        # SIGTERM/SIGHUP while a reply streams (handlers installed by _make_app): the reply in
+        # flight was saved on the way up; exit 128 + signal. chatcli.signals is imported only if
+        # it was installed, so `--help` does not pay for it (it pulls in threading).
+        terminated = sys.modules.get("chatcli.signals")
+        if terminated is not None and isinstance(exc, terminated.Terminated):
+            return int(exc.exit_code)
+        raise
+    finally:
+        if _state.restore_signals is not None:
+            _state.restore_signals()
+            _state.restore_signals = None
+
+
+# -- reporting ------------------------------------------------------------------------------------
+
+
+def _truthy(value: "str | None") -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secrets() -> "tuple[str, ...]":
+    """Known keys plus anything in the environment named like a credential."""
+    found = list(_state.secrets)
+    for name, value in os.environ.items():
+        upper = name.upper()
+        if value and len(value) >= 8 and any(w in upper for w in ("KEY", "TOKEN", "SECRET", "PASSWORD")):
+            found.append(value)
+    return tuple(found)
+
+
+def _clean(text: str) -> str:
+    from chatcli.redact import redact
+    from chatcli.render.sanitize import sanitize_line
+
+    return sanitize_line(redact(text, _secrets()))
+
+
+def _report(message: str) -> None:
+    line = " ".join(_clean(message).split("\n"))
+    _write_err(f"chatcli: {line}\n")
+
+
+def _traceback(exc: BaseException) -> None:
+    import traceback
+
+    # Sanitized like any other text (an exception message can carry server text), but newlines
+    # kept: a traceback is many lines. Locals are never shown.
+    from chatcli.redact import redact
+    from chatcli.render.sanitize import sanitize
+
+    text = "".join(traceback.format_exception(exc))
+    _write_err(sanitize(redact(text, _secrets())))
+
+
+def _write_err(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point fd 1 at /dev/null so the interpreter's final flush cannot fail loudly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+# -- building objects -----------------------------------------------------------------------------
+
+
+class Shared:
+    """The options `chatcli` and `chatcli ask` share (None / False: not given)."""
+
+    def __init__(self, model: "str | None" = None, system: "str | None" = None,
+                 max_tokens: "int | None" = None, temperature: "float | None" = None,
+                 continue_: bool = False, resume: "str | None" = None, no_save: bool = False,
+                 plain: "bool | None" = None, config: "Path | None" = None, debug: bool = False) -> None:
+        self.model = model
+        self.system = system
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.continue_ = continue_
+        self.resume = resume
+        self.no_save = no_save
+        self.plain = plain  # True --plain, False --markdown
+        self.config = config
+        self.debug = debug
+
+    def over(self, base: "Shared") -> "Shared":
+        """These options, falling back to `base` (the ones given before the subcommand)."""
+        return Shared(
+            model=self.model if self.model is not None else base.model,
+            system=self.system if self.system is not None else base.system,
+            max_tokens=self.max_tokens if self.max_tokens is not None else base.max_tokens,
+            temperature=self.temperature if self.temperature is not None else base.temperature,
+            continue_=self.continue_ or base.continue_,
+            resume=self.resume if self.resume is not None else base.resume,
+            no_save=self.no_save or base.no_save,
+            plain=self.plain if self.plain is not None else base.plain,
+            config=self.config if self.config is not None else base.config,
+            debug=self.debug or base.debug,
+        )
+
+    def overrides(self) -> "Overrides":
+        from chatcli.config import Overrides
+
+        render: RenderMode | None = None if self.plain is None else ("plain" if self.plain else "markdown")
+        return Overrides(model=self.model, system=self.system, max_tokens=self.max_tokens,
+                         temperature=self.temperature, no_save=self.no_save, render=render,
+                         config=self.config, debug=self.debug)
+
+
+def _environment() -> "Environment":
+    from chatcli.env import Environment
+
+    return Environment.from_process()
+
+
+def _make_app(shared: Shared, env: "Environment | None" = None) -> "App":
+    from chatcli import config
+    from chatcli.app import App
+
+    env = env or _environment()
+    loaded = config.load(env.environ, env.cwd, shared.overrides())
+    _state.debug = _state.debug or loaded.settings.debug
+    app = App(env=env, loaded=loaded, model_flag=shared.model)
+    _state.secrets = app.secrets()
+    if _state.restore_signals is None:
+        from chatcli.signals import install_termination_handlers
+
+        _state.restore_signals = install_termination_handlers()
+    return app
+
+
+def _check_resume_flags(shared: Shared) -> None:
+    if shared.continue_ and shared.resume is not None:
+        from chatcli.errors import UsageError
+
+        raise UsageError("use either --continue or --resume ID, not both")
+
+
+# -- the Typer app ----------------------------------------------------------------------------------
+
+
+def _build_app() -> "typer.Typer":
+    # Defined in a function so that importing this module (the console script does) costs no
+    # Typer import; see the module docstring.
+    from pathlib import Path
+    from typing import Annotated
+
+    import typer
+
+    app = typer.Typer(
+        name="chatcli",
+        help="A terminal chatbot: OpenAI, Anthropic, any OpenAI-compatible server, or a local model.\n\n"
+             "With no command: an interactive chat. Piped stdin becomes the first message.",
+        rich_markup_mode=None,  # Click's plain help: no rich import on --help
+        pretty_exceptions_enable=False,  # errors are reported by run(), tracebacks only with --debug
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    model_opt = Annotated[str | None, typer.Option(
+        "-m", "--model", metavar="SPEC", help="provider:model, a bare provider (its default) or an alias.")]
+    system_opt = Annotated[str | None, typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")]
+    max_tokens_opt = Annotated[int | None, typer.Option(
+        "--max-tokens", metavar="N", min=1, help="Longest reply, in tokens.")]
+    temperature_opt = Annotated[float | None, typer.Option(
+        "-t", "--temperature", metavar="X", min=0.0, max=2.0, help="Sampling temperature (0-2).")]
+    continue_opt = Annotated[bool, typer.Option(
+        "-c", "--continue", help="Continue the most recent saved conversation.")]
+    resume_opt = Annotated[str | None, typer.Option(
+        "-r", "--resume", metavar="ID", help="Continue conversation ID (or a unique prefix).")]
+    no_save_opt = Annotated[bool, typer.Option("--no-save", help="Do not save this conversation.")]
+    plain_opt = Annotated[bool | None, typer.Option(
+        "--plain/--markdown", show_default=False,
+        help="Force plain text / rich markdown output (default: markdown on a terminal, plain otherwise).")]
+    config_opt = Annotated[Path | None, typer.Option(
+        "--config", metavar="PATH", dir_okay=False, help="Config file to use.")]
+    debug_opt = Annotated[bool, typer.Option("--debug", help="Show tracebacks (secrets still redacted).")]
+
+    def version_callback(value: bool) -> None:
+        if value:  # reached only when main()'s fast path did not see it (e.g. `chatcli -m x --version`)
+            typer.echo(f"chatcli {__version__}")
+            raise typer.Exit(0)
+
+    version_opt = Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=version_callback, help="Print the version and exit.")]
+
+    @app.callback(invoke_without_command=True)
+    @_pipe_safe
+    def root(ctx: typer.Context, model: model_opt = None, system: system_opt = None,
+             max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
+             continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
+             plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
+             version: version_opt = False) -> None:
+        shared = Shared(model, system, max_tokens, temperature, continue_, resume, no_save, plain, config, debug)
+        _state.debug = _state.debug or debug
+        ctx.obj = shared
+        if ctx.invoked_subcommand is None:
+            raise typer.Exit(_repl(shared))
+
+    @app.command(help="One reply, then exit. Piped stdin is read too: alone it is the prompt; with a "
+                      "PROMPT it follows it in a fenced block.")
+    @_pipe_safe
+    def ask(ctx: typer.Context,
+            prompt: Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]...", show_default=False)] = None,
+            json_: Annotated[bool, typer.Option(
+                "--json", help="Print one JSON object {text, finish_reason, model, provider, usage, "
+                               "conversation_id} instead of the text.")] = False,
+            model: model_opt = None, system: system_opt = None,
+            max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
+            continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
+            plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False) -> None:
+        shared = Shared(model, system, max_tokens, temperature, continue_, resume, no_save, plain,
+                        config, debug).over(ctx.obj or Shared())
+        _state.debug = _state.debug or debug
+        _check_resume_flags(shared)
+        app_ = _make_app(shared)
+        from chatcli import oneshot
+
+        raise typer.Exit(oneshot.run(app_, prompt or [], as_json=json_, resume=shared.resume,
+                                     continue_=shared.continue_))
+
+    @app.command(help="Configured providers, their models and aliases; marks the default; says which "
+                      "keys are missing.")
+    @_pipe_safe
+    def models(ctx: typer.Context, config: config_opt = None) -> None:
+        from chatcli import config as configmod
+        from chatcli.render.sanitize import sanitize_line
+
+        app_ = _make_app(Shared(config=config).over(_root(ctx)))
+        _out(app_.env, configmod.describe_models(app_.loaded, sanitize_line))
+
+    config_app = typer.Typer(help="Where the config lives, the effective settings, a starter file.",
+                             no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(config_app, name="config")
+
+    @config_app.command("path", help="Print the config file's path.")
+    @_pipe_safe
+    def config_path(ctx: typer.Context, config: config_opt = None) -> None:
+        from chatcli import config as configmod
+
+        env = _environment()
+        shared = Shared(config=config).over(_root(ctx))
+        _, path, _ = configmod.merged_environ(env.environ, env.cwd, shared.config)
+        _out(env, f"{path}\n")
+        if not path.exists():
+            env.warn("(the file does not exist yet: `chatcli config init` writes a starter one)")
+
+    @config_app.command("show", help="The effective settings, keys masked.")
+    @_pipe_safe
+    def config_show(ctx: typer.Context, config: config_opt = None) -> None:
+        from chatcli import config as configmod
+
+        app_ = _make_app(Shared(config=config).over(_root(ctx)))
+        _out(app_.env, configmod.describe(app_.loaded))
+
+    @config_app.command("init", help="Write a starter config file (0600) that documents every key.")
+    @_pipe_safe
+    def config_init(ctx: typer.Context, force: Annotated[bool, typer.Option(
+                        "--force", help="Overwrite an existing file.")] = False,
+                    config: config_opt = None) -> None:
+        from chatcli import config as configmod
+
+        env = _environment()
+        shared = Shared(config=config).over(_root(ctx))
+        _, path, _ = configmod.merged_environ(env.environ, env.cwd, shared.config)
+        configmod.write_example(path, force=force)
+        env.warn(f"wrote {path}")
+
+    history_app = typer.Typer(help="Saved conversations.", no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(history_app, name="history")
+
+    @history_app.command("list", help="Saved conversations, most recent first.")
+    @_pipe_safe
+    def history_list(ctx: typer.Context,
+                     limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 20,
+                     offset: Annotated[int, typer.Option("--offset", min=0)] = 0) -> None:
+        from chatcli import history
+
+        app_ = _make_app(_root(ctx))
+        with app_.history_store() as store:
+            history.list_cmd(store, app_.env.stdout, limit=limit, offset=offset)
+
+    @history_app.command("show", help="Print conversation ID (an id or a unique prefix).")
+    @_pipe_safe
+    def history_show(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+        from chatcli import history
+
+        app_ = _make_app(_root(ctx))
+        render = None
+        if app_.view_mode() == "markdown":  # a terminal: replies as panels, like when they streamed
+            from chatcli.render import render_markdown_once
+
+            def render(text: str) -> None:
+                render_markdown_once(text, app_.env.stdout, mode="markdown", no_color=app_.env.no_color)
+
+        with app_.history_store() as store:
+            history.show_cmd(store, conv_id, app_.env.stdout, render=render)
+
+    @history_app.command("export", help="Write conversation ID as markdown (or JSON) to stdout or a file.")
+    @_pipe_safe
+    def history_export(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")],
+                       output: Annotated[Path | None, typer.Option(
+                           "-o", "--output", metavar="FILE", dir_okay=False, help="Write to FILE (0600).")] = None,
+                       json_: Annotated[bool, typer.Option("--json", help="JSON instead of markdown.")] = False
+                       ) -> None:
+        from chatcli import history
+
+        app_ = _make_app(_root(ctx))
+        with app_.history_store() as store:
+            written = history.export_cmd(store, conv_id, fmt="json" if json_ else "markdown",
+                                         out_file=output, stdout=app_.env.stdout)
+        if written is not None:
+            app_.env.warn(f"wrote {written}")
+
+    @history_app.command("delete", help="Delete conversation ID.")
+    @_pipe_safe
+    def history_delete(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+        from chatcli import history
+
+        app_ = _make_app(_root(ctx))
+        with app_.history_store() as store:
+            history.delete_cmd(store, conv_id, app_.env.stderr)
+
+    @history_app.command("search", help="Find saved conversations containing TEXT.")
+    @_pipe_safe
+    def history_search(ctx: typer.Context, text: Annotated[str, typer.Argument(metavar="TEXT")],
+                       limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 20) -> None:
+        from chatcli import history
+
+        app_ = _make_app(_root(ctx))
+        with app_.history_store() as store:
+            history.search_cmd(store, text, app_.env.stdout, limit=limit)
+
+    return app
+
+
+class _PipeClosed(Exception):
+    """stdout's reader went away. Not an OSError on purpose: Typer turns an EPIPE OSError into
+    a bare `sys.exit(1)` of its own, and we want the quiet 141 that `run()` reports."""
+
+
+def _pipe_safe(command: "Callable[..., None]") -> "Callable[..., None]":
+    import functools
+
+    @functools.wraps(command)  # keeps the signature Typer reads the options from
+    def wrapper(*args: "Any", **kwargs: "Any") -> None:
+        try:
+            command(*args, **kwargs)
+        except BrokenPipeError:
+            raise _PipeClosed from None
+
+    return wrapper
+
+
+def _root(ctx: "Any") -> Shared:
+    """The shared options given before the command (`chatcli --config X history list`)."""
+    while ctx is not None:
+        if isinstance(ctx.obj, Shared):
+            return ctx.obj
+        ctx = ctx.parent
+    return Shared()
+
+
+def _out(env: "Environment", text: str) -> None:
+    env.stdout.write(text)
+    env.stdout.flush()
+
+
+def _repl(shared: Shared) -> int:
+    """`chatcli` with no command: the interactive chat (chatcli.repl.run_repl)."""
+    _check_resume_flags(shared)
+    app = _make_app(shared)
+    from chatcli import stdin
+    from chatcli.repl import run_repl
+
+    conversation = app.load_conversation(resume=shared.resume, continue_=shared.continue_)
+    resolved = app.resolve_for(conversation)
+    provider = app.provider(resolved.provider)
+    # `cat notes.md | chatcli`: the piped text is the first message. An idle pipe is not an error
+    # here (the chat itself is what the user asked for): we just go on without a first message.
+    first = stdin.read_piped(app.env, app.settings.stdin_timeout, have_argument=True)
+    if first is not None and not first.strip():
+        first = None
+    session = app.session(resolved, provider, conversation=conversation, recorder=app.recorder(conversation))
+
+    def resolve_model(spec: str) -> "tuple[Provider, str]":
+        found = app.resolve(spec)
+        return app.provider(found.provider), found.model
+
+    return run_repl(
+        session,
+        settings=app.settings,
+        open_view=lambda s: app.view(label=f"{s.provider.name}:{s.model}"),
+        resolve_model=resolve_model,
+        store=app.store() if app.settings.save else None,
+        env=app.env,
+        first_message=first,
+    )

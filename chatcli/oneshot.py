@@ -1,0 +1,107 @@
+"""`chatcli ask`: one reply, then an exit code that says how it ended.
+
+    0    the provider said the reply is complete (`stop`)
+    1    the request failed and no reply text was produced
+    3    a partial reply was printed (any reason but `stop` and `interrupted`)
+    130  interrupted by the user (Ctrl-C), partial reply kept
+
+Start-up order, chosen for time to first byte: the model is resolved first (a missing key fails
+before anything slow happens), then the provider's `warm()` (the SDK import, ~0.6-1.3 s) starts
+in a thread while the main thread reads stdin and opens the history. Imports hold the GIL, so
+the overlap pays where the main thread waits — a pipe that is slow to deliver, SQLite's file
+I/O — and costs nothing otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from chatcli import stdin as stdinmod
+from chatcli.errors import ExitCode
+
+if TYPE_CHECKING:
+    from chatcli.app import App
+    from chatcli.events import Finish
+    from chatcli.render.base import ReplyView
+    from chatcli.session import Session
+
+
+def exit_code(finish: Finish, text: str) -> ExitCode:
+    if finish.reason == "stop":
+        return ExitCode.OK
+    if finish.reason == "interrupted":
+        return ExitCode.INTERRUPTED
+    return ExitCode.PARTIAL if text else ExitCode.FAILED
+
+
+def _warm(provider: Any) -> None:
+    # Any failure here is reported properly by the real call in stream(); a thread must not print.
+    with contextlib.suppress(BaseException):
+        provider.warm()
+
+
+def run(app: App, prompt: Sequence[str], *, as_json: bool = False, resume: str | None = None,
+        continue_: bool = False) -> int:
+    env = app.env
+    argument = " ".join(prompt) if prompt else None
+    conversation = app.load_conversation(resume=resume, continue_=continue_)
+    resolved = app.resolve_for(conversation)
+    provider = app.provider(resolved.provider)
+    warmer = threading.Thread(target=_warm, args=(provider,), name="chatcli-warm", daemon=True)
+    warmer.start()
+
+    piped = stdinmod.read_piped(env, app.settings.stdin_timeout, have_argument=bool(argument))
+    text = stdinmod.compose(argument, piped)
+    recorder = app.recorder(conversation)
+    session = app.session(resolved, provider, conversation=conversation, recorder=recorder)
+    warmer.join()
+
+    from chatcli.turn import run_turn
+
+    if as_json:
+        # Status lines (retries, notices, the footer, warnings) still go to stderr; stdout gets
+        # exactly one JSON object once the turn is over.
+        from chatcli.render.plain import PlainView
+
+        json_view: ReplyView = PlainView(io.StringIO(), env.stderr, show_reasoning=False, no_color=env.no_color,
+                         err_tty=env.stderr_isatty)
+        finish = run_turn(session.send(text), json_view)
+        reply = session.last_reply
+        env.stdout.write(to_json(session, finish, resolved.provider.name,
+                                 recorder.conversation_id if recorder else None) + "\n")
+        env.stdout.flush()
+        return exit_code(finish, reply.content if reply else "")
+
+    view = app.view(label=resolved.spec)
+    finish = run_turn(session.send(text), view)
+    reply = session.last_reply
+    return exit_code(finish, reply.content if reply else "")
+
+
+# Characters JSON may carry raw that a terminal could still act on (8-bit C1 controls such as
+# CSI 0x9B, bidi overrides, line separators): written as \u escapes, which is equivalent JSON.
+_UNSAFE_IN_JSON = re.compile("[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def to_json(session: Session, finish: Finish, provider: str, conversation_id: str | None) -> str:
+    reply = session.last_reply
+    usage = None
+    if reply is not None and (reply.input_tokens is not None or reply.output_tokens is not None):
+        usage = {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens}
+    payload = {
+        "text": reply.content if reply else "",
+        "finish_reason": finish.reason,
+        "model": session.model,
+        "provider": provider,
+        "usage": usage,
+        "conversation_id": conversation_id,
+    }
+    # json.dumps escapes C0 controls (ESC included) itself; ensure_ascii=False keeps text readable.
+    raw = json.dumps(payload, ensure_ascii=False)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", raw)

@@ -1,0 +1,44 @@
+"""`chatcli` with no command reaches the REPL with the session cli.py built (wiring, not REPL behaviour:
+tests/test_repl.py covers that)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sse_server import Reply, SSEServer, openai_chunks
+from tests.test_cli_ask import CHATCLI, KEY, cli_env, run, user_text
+
+pexpect = pytest.importorskip("pexpect")
+pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
+
+
+def test_repl_in_a_terminal_uses_flags_and_exits_on_ctrl_d() -> None:
+    with SSEServer() as server:
+        server.add(Reply.sse(openai_chunks(["Hello", " from the REPL"], usage=(3, 4))))
+        env = cli_env(server, TERM="xterm")
+        child = pexpect.spawn(CHATCLI, ["-s", "be brief", "--max-tokens", "55"], env=env, encoding="utf-8",
+                              timeout=30, dimensions=(30, 100))
+        try:
+            child.expect(">")
+            child.send("hi there\r")  # Enter (a bare \n is Ctrl-J: a newline in the message)
+            child.expect("from the REPL")
+            child.expect(">")
+            child.sendcontrol("d")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+        assert child.exitstatus == 0
+        body = server.requests[0].json
+        assert body is not None
+        assert user_text(server) == "hi there"
+        assert body["max_tokens"] == 55 or body.get("max_completion_tokens") == 55
+        assert {"role": "system", "content": "be brief"} in body["messages"]
+        assert KEY not in (child.before or "")
+
+
+def test_piped_first_message_without_a_terminal() -> None:
+    with SSEServer() as server:
+        server.add(Reply.sse(openai_chunks(["piped answer"])))
+        result = run([], cli_env(server), input=b"notes to discuss\n")
+        assert result.stdout == "piped answer\n"
+        assert user_text(server) == "notes to discuss\n"
