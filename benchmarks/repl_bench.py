@@ -1,0 +1,154 @@
+"""REPL benchmark: time to the first prompt, and the first reply's latency against the second's.
+
+    python benchmarks/repl_bench.py [--runs N] [--typing SECONDS]
+
+Runs the INSTALLED `chatcli` (pip install -e . first) in a pseudo-terminal (pexpect), against the
+loopback SSE server (tests/sse_server.py) answering at once, so every figure is client time.
+
+* prompt drawn       launch -> prompt-toolkit has drawn the first prompt (target <= 250 ms).
+                     The mark is the bracketed-paste switch prompt-toolkit sends as the prompt
+                     starts, followed by the ">" of the prompt.
+* TTFB, reply 1/2    Enter pressed -> the first reply character on the terminal. The message is
+                     typed, then the bench waits `--typing` seconds (a person typing), then presses
+                     Enter. Target: reply 1 <= 1.1 x reply 2, which holds only if the SDK import was
+                     done in the background while the prompt waited (rendering.md §7.3).
+* TTFB, no typing    the same with Enter pressed the instant the prompt appears: the worst case,
+                     where the warm-up has not finished and the first reply waits for it.
+
+Exit status 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pexpect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.sse_server import Reply, SSEServer, openai_chunks  # noqa: E402
+
+PROMPT_ON = "\x1b[?2004h"  # prompt-toolkit enables bracketed paste when a prompt starts
+PROMPT_TARGET = 0.250
+TTFB_RATIO_TARGET = 1.1
+
+
+def chatcli_path() -> str:
+    found = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
+    if found is None:
+        raise SystemExit("chatcli is not installed: pip install -e .")
+    return found
+
+
+def env_for(server: SSEServer, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "CHATCLI_"))}
+    env.update({
+        "HOME": str(home), "CHATCLI_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
+        "OPENAI_BASE_URL": server.openai_url, "OPENAI_API_KEY": "sk-bench-0123456789abcdef",
+        "TERM": "xterm-256color",
+        # pexpect does not answer the cursor-position request; a terminal would (it is async anyway).
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+        # Measure an installed chatcli, which has its bytecode compiled: allow .pyc files, but keep
+        # them out of the source tree (an editable install would otherwise write __pycache__ there).
+        "PYTHONPYCACHEPREFIX": str(home / "pycache"),
+    })
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def wait_prompt(child: pexpect.spawn) -> None:
+    child.expect_exact(PROMPT_ON)
+    child.expect_exact(">")
+
+
+def one_run(exe: str, server: SSEServer, home: Path, typing: float, index: int) -> tuple[float, float, float]:
+    """(seconds to prompt, TTFB of reply 1, TTFB of reply 2) for one chatcli process."""
+    markers = (f"ZQ{index}A", f"ZQ{index}B")
+    server.add(*(Reply.sse(openai_chunks([m, " rest of the reply"], usage=(5, 3))) for m in markers))
+    started = time.perf_counter()
+    child = pexpect.spawn(exe, ["-m", "openai:gpt-bench"], env=env_for(server, home), dimensions=(30, 100),
+                          encoding="utf-8", codec_errors="replace", timeout=30)
+    try:
+        wait_prompt(child)
+        to_prompt = time.perf_counter() - started
+        ttfbs = []
+        for marker in markers:
+            child.send("what is the answer?")
+            time.sleep(typing)
+            pressed = time.perf_counter()
+            child.send("\r")
+            child.expect_exact(marker)
+            ttfbs.append(time.perf_counter() - pressed)
+            wait_prompt(child)
+        child.send("\x04")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    return to_prompt, ttfbs[0], ttfbs[1]
+
+
+def floor(server: SSEServer, home: Path) -> float:
+    """The same pty launch of a bare interpreter: what no Python CLI can beat on this machine."""
+    started = time.perf_counter()
+    child = pexpect.spawn(sys.executable, ["-c", "print('>', flush=True)"], env=env_for(server, home),
+                          encoding="utf-8", timeout=30)
+    child.expect_exact(">")
+    elapsed = time.perf_counter() - started
+    child.expect(pexpect.EOF)
+    child.close()
+    return elapsed
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.1f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--typing", type=float, default=1.5,
+                        help="seconds between the prompt and Enter (default 1.5)")
+    args = parser.parse_args()
+    exe = chatcli_path()
+    rows: dict[str, list[float]] = {"prompt": [], "t1": [], "t2": [], "t1_now": [], "t2_now": [], "floor": []}
+    with SSEServer() as server, tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        one_run(exe, server, home, 0.2, 999)  # warm the OS page cache and .pyc files
+        for i in range(args.runs):
+            rows["floor"].append(floor(server, home))
+            prompt, t1, t2 = one_run(exe, server, home, args.typing, 2 * i)
+            rows["prompt"].append(prompt)
+            rows["t1"].append(t1)
+            rows["t2"].append(t2)
+            _, n1, n2 = one_run(exe, server, home, 0.0, 2 * i + 1)
+            rows["t1_now"].append(n1)
+            rows["t2_now"].append(n2)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    low = {k: min(v) for k, v in rows.items()}
+    ratio = med["t1"] / med["t2"]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"chatcli REPL, {args.runs} runs each (median / min), loopback server, pty 100x30, "
+          f"{os.cpu_count()} CPUs, load average {load}")
+    print(f"  floor: bare interpreter in a pty    {ms(med['floor'])} / {ms(low['floor'])}")
+    print(f"  launch -> prompt drawn             {ms(med['prompt'])} / {ms(low['prompt'])}   "
+          f"target <= {PROMPT_TARGET * 1000:.0f} ms")
+    print(f"  TTFB reply 1 (after {args.typing:.1f} s typing)   {ms(med['t1'])} / {ms(low['t1'])}")
+    print(f"  TTFB reply 2                       {ms(med['t2'])} / {ms(low['t2'])}")
+    print(f"  ratio reply 1 / reply 2            {ratio:7.2f}x      target <= {TTFB_RATIO_TARGET}x")
+    print(f"  TTFB reply 1, Enter at once        {ms(med['t1_now'])} / {ms(low['t1_now'])}   (worst case)")
+    print(f"  TTFB reply 2, Enter at once        {ms(med['t2_now'])} / {ms(low['t2_now'])}")
+    ok = med["prompt"] <= PROMPT_TARGET and ratio <= TTFB_RATIO_TARGET
+    print("targets met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

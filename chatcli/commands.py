@@ -1,0 +1,484 @@
+"""Slash commands: a registry of `Command`s and their handlers.
+
+A handler gets the REPL's `ReplState` and the text after the command name, prints what it has to
+say on `state.err` (stdout carries replies only, SPEC "Output"), and returns what the loop must
+do next: nothing, `EXIT`, or a `Reply` whose events the loop streams through a view exactly like
+a typed message (/retry and /continue). Handlers never draw while the prompt is active: the loop
+calls them between prompts.
+
+Errors a handler can expect (bad arguments, a store that fails, an unknown model) are raised as
+`ChatCLIError`; the loop prints them as one line and keeps going.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import time
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from chatcli.clipboard import copy_to_clipboard
+from chatcli.errors import UsageError
+from chatcli.events import SessionEvent
+from chatcli.redact import redact
+from chatcli.render.sanitize import sanitize
+from chatcli.session import Session, Turn
+from chatcli.settings import Settings
+
+if TYPE_CHECKING:
+    from chatcli.providers.base import Provider
+
+
+#: `/model SPEC` -> (a built provider, the model name). Raises ChatCLIError for an unknown spec.
+ModelResolver = Callable[[str], "tuple[Provider, str]"]
+
+
+class ConversationStore(Protocol):
+    """What the commands use of `chatcli.store.Store` (a Protocol so tests can pass a fake)."""
+
+    def list_conversations(self, limit: int = ...) -> Sequence[Any]: ...
+
+    def get(self, conv_id: str) -> Any: ...
+
+    def load_turns(self, conv_id: str) -> list[Turn]: ...
+
+    def recorder(self, conversation_id: str | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Stream these events through a reply view (what /retry and /continue return)."""
+
+    events: Generator[SessionEvent, None, None]
+
+
+class _Exit:
+    def __repr__(self) -> str:
+        return "EXIT"
+
+
+EXIT = _Exit()
+Outcome = Reply | _Exit | None
+
+
+@dataclass
+class ReplState:
+    """Everything a command may read or change. The REPL owns it; commands mutate it in place."""
+
+    session: Session
+    settings: Settings
+    err: IO[str] = field(default_factory=lambda: sys.stderr)
+    #: Where the terminal is, for /copy's OSC 52 (the REPL's output streams, first TTY wins).
+    terminals: tuple[IO[str], ...] = ()
+    resolve_model: ModelResolver | None = None
+    #: None with --no-save (or when the database could not be opened): /history and /resume say so.
+    store: ConversationStore | None = None
+    multiline: bool = False
+    #: Called with the new provider after /model, so its SDK import happens in the background.
+    on_model_change: Callable[[Provider], None] | None = None
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.err, flush=True)
+
+
+Handler = Callable[[ReplState, str], Outcome]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Handler
+    help: str
+    args: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+# -- display helpers ------------------------------------------------------------------------------
+
+
+def safe(text: str) -> str:
+    """Untrusted text (model output, stored titles, server messages) made inert for the terminal."""
+    return sanitize(text)
+
+
+def model_label(session: Session) -> str:
+    return f"{session.provider.name}:{session.model}"
+
+
+def model_names(settings: Settings) -> list[str]:
+    """Every spec `/model` accepts that the settings know of: provider, provider:model, aliases."""
+    names: list[str] = []
+    for name, config in settings.providers.items():
+        names.append(name)
+        models = list(config.models)
+        if config.default_model and config.default_model not in models:
+            models.insert(0, config.default_model)
+        names.extend(f"{name}:{model}" for model in models)
+    names.extend(settings.aliases)
+    return list(dict.fromkeys(names))
+
+
+def usage_totals(turns: Iterable[Turn]) -> tuple[int, int]:
+    tokens_in = tokens_out = 0
+    for turn in turns:
+        if turn.role == "assistant":
+            tokens_in += turn.input_tokens or 0
+            tokens_out += turn.output_tokens or 0
+    return tokens_in, tokens_out
+
+
+def _price(settings: Settings, turn: Turn) -> tuple[float, float] | None:
+    for key in (f"{turn.provider}:{turn.model}", turn.model or ""):
+        if key in settings.prices:
+            return settings.prices[key]
+    return None
+
+
+def conversation_cost(settings: Settings, turns: Iterable[Turn]) -> tuple[float, bool]:
+    """(dollars, complete): complete is False when some reply's model has no price configured."""
+    total = 0.0
+    complete = True
+    for turn in turns:
+        if turn.role != "assistant" or (turn.input_tokens is None and turn.output_tokens is None):
+            continue
+        price = _price(settings, turn)
+        if price is None:
+            complete = False
+            continue
+        total += ((turn.input_tokens or 0) * price[0] + (turn.output_tokens or 0) * price[1]) / 1_000_000
+    return total, complete
+
+
+def to_markdown(session: Session, title: str | None = None) -> str:
+    """The conversation as a markdown document (raw text: it goes to a file, not the terminal)."""
+    lines = [f"# {title or 'chatcli conversation'}", ""]
+    lines.append(f"- model: `{model_label(session)}`")
+    lines.append(f"- exported: {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    if session.system:
+        lines += ["", "## System", "", session.system]
+    for turn in session.turns:
+        if turn.role == "user":
+            lines += ["", "## You", "", turn.content]
+        else:
+            who = f"{turn.provider}:{turn.model}" if turn.provider else "assistant"
+            lines += ["", f"## Assistant ({who})", "", turn.content]
+            if turn.partial:
+                lines += ["", f"> partial reply: {turn.finish_reason}"
+                          + (f" — {turn.finish_detail}" if turn.finish_detail else "")]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+
+def _help(state: ReplState, args: str) -> Outcome:
+    state.say("Commands:")
+    for command in COMMANDS:
+        names = ", ".join("/" + n for n in (command.name, *command.aliases))
+        usage = f"{names} {command.args}".rstrip()
+        state.say(f"  {usage:<24} {command.help}")
+    state.say("")
+    keys = [
+        "Enter sends · Esc-Enter or Ctrl-J inserts a newline (/multiline swaps them)",
+        "Ctrl-X Ctrl-E edits the message in $EDITOR and sends it when you save and quit",
+        "Ctrl-R searches your input history · Up/Down walk it · Right accepts a grey suggestion",
+        "Tab completes commands and model names · Ctrl-C stops a reply, or clears the line",
+        "Ctrl-D (or Ctrl-C twice) on an empty line quits · start with // to send a leading /",
+    ]
+    state.say("Keys:")
+    for line in keys:
+        state.say("  " + line)
+    return None
+
+
+def _exit(state: ReplState, args: str) -> Outcome:
+    return EXIT
+
+
+def fork_session(old: Session, store: ConversationStore | None, conv_id: str | None = None,
+                 turns: list[Turn] | None = None) -> Session:
+    """A session for another conversation with this one's setup: the model and system prompt
+    chosen in this REPL carry over (/new forgets the talk, not the setup), and so do the limits,
+    the retry policy and the context trimmer."""
+    recorder = store.recorder(conv_id) if store is not None else None
+    return Session(old.provider, model=old.model, system=old.system, max_tokens=old.max_tokens,
+                   temperature=old.temperature, retry=old.retry_policy, recorder=recorder,
+                   trimmer=old.trimmer, turns=turns)
+
+
+def conversation_id(session: Session) -> str | None:
+    """The saved conversation's id (None until its first turn is saved, or when not saving)."""
+    ident = getattr(session.recorder, "conversation_id", None)
+    return None if ident is None else str(ident)
+
+
+def _new(state: ReplState, args: str) -> Outcome:
+    state.session = fork_session(state.session, state.store)
+    state.say("new conversation")
+    return None
+
+
+def _model(state: ReplState, args: str) -> Outcome:
+    spec = args.strip()
+    if not spec:
+        state.say(f"model: {model_label(state.session)}")
+        names = model_names(state.settings)
+        if names:
+            state.say("available: " + ", ".join(names))
+        return None
+    if state.resolve_model is None:
+        raise UsageError("switching models is not available here")
+    provider, model = state.resolve_model(spec)
+    session = state.session
+    session.set_model(provider, model)
+    if session.trimmer is not None:
+        # The history is trimmed to the NEW model's window from the next request on.
+        from chatcli.context import context_window_for, make_trimmer
+
+        config = state.settings.providers.get(provider.name)
+        window = context_window_for(model, provider.name, overrides=state.settings.context_windows,
+                                    configured=config.context_window if config else None)
+        session.trimmer = make_trimmer(window, session.max_tokens)
+    if state.on_model_change is not None:
+        state.on_model_change(provider)
+    state.say(f"model: {model_label(state.session)} (the conversation so far is kept)")
+    return None
+
+
+def _system(state: ReplState, args: str) -> Outcome:
+    text = args.strip()
+    if not text:
+        if state.session.system:
+            state.say("system prompt:")
+            state.say(safe(state.session.system))
+        else:
+            state.say("no system prompt (set one with /system TEXT; /system - clears it)")
+        return None
+    state.session.system = None if text == "-" else text
+    state.say("system prompt cleared" if text == "-" else "system prompt set for the next replies")
+    return None
+
+
+def _retry(state: ReplState, args: str) -> Outcome:
+    # Checked here because Session.retry() is a generator: its own ValueError would only surface
+    # mid-stream, inside the view.
+    if not any(t.role == "user" for t in state.session.turns):
+        raise UsageError("nothing to retry yet")
+    return Reply(state.session.retry())
+
+
+def _continue(state: ReplState, args: str) -> Outcome:
+    last = state.session.turns[-1] if state.session.turns else None
+    if last is None or last.role != "assistant" or not last.content:
+        raise UsageError("there is no reply to continue")
+    if not last.partial:
+        state.say("the last reply was complete; asking the model to go on anyway")
+    return Reply(state.session.continue_())
+
+
+def _undo(state: ReplState, args: str) -> Outcome:
+    if state.session.undo():
+        state.say("dropped the last exchange")
+    else:
+        state.say("nothing to undo")
+    return None
+
+
+def _history(state: ReplState, args: str) -> Outcome:
+    store = state.store
+    if store is None:
+        state.say("history is not saved in this session (--no-save)")
+        return None
+    limit = 20
+    if args.strip():
+        try:
+            limit = max(1, int(args.strip()))
+        except ValueError as exc:
+            raise UsageError("usage: /history [N]") from exc
+    rows = list(store.list_conversations(limit=limit))
+    if not rows:
+        state.say("no saved conversations yet")
+        return None
+    for row in rows:
+        state.say(safe(_describe(row)))
+    state.say("resume one with /resume ID")
+    return None
+
+
+def _describe(row: Any) -> str:
+    """One line for a stored conversation, whatever summary object the store returns."""
+    ident = getattr(row, "id", None)
+    title = getattr(row, "title", None) or ""
+    when = getattr(row, "updated", None) or getattr(row, "created", None)
+    stamp = ""
+    if isinstance(when, (int, float)):
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+    elif when is not None:
+        stamp = str(when)
+    count = getattr(row, "turns", None)
+    if count is None:
+        count = getattr(row, "turn_count", None)
+    model = getattr(row, "model", None)
+    parts = [str(ident), stamp]
+    if model:
+        parts.append(str(model))
+    if isinstance(count, int):
+        parts.append(f"{count} turns")
+    line = "  ".join(p for p in parts if p)
+    title = " ".join(title.split())
+    if len(title) > 60:
+        title = title[:59] + "…"
+    return f"{line}  {title}".rstrip()
+
+
+def _resume(state: ReplState, args: str) -> Outcome:
+    ident = args.strip()
+    if not ident:
+        raise UsageError("usage: /resume ID (see /history)")
+    if state.store is None:
+        raise UsageError("saved conversations are not available in this session (--no-save)")
+    found = state.store.get(ident)  # accepts a unique prefix; raises UsageError naming the problem
+    full_id = str(found.id)
+    # The model picked for this REPL stays; the resumed history is sent to it.
+    turns = state.store.load_turns(full_id)
+    session = fork_session(state.session, state.store, full_id, turns)
+    if session.system is None:  # no system prompt chosen here: the conversation's own applies
+        session.system = next((t.system for t in reversed(turns) if t.system), None)
+    state.session = session
+    replies = sum(1 for t in session.turns if t.role == "assistant")
+    state.say(f"resumed conversation {full_id}: {replies} repl{'y' if replies == 1 else 'ies'}")
+    last = session.last_reply
+    if last is not None and last.content:
+        preview = " ".join(last.content.split())
+        state.say("last reply: " + safe(preview[:200] + ("…" if len(preview) > 200 else "")))
+    return None
+
+
+def _copy(state: ReplState, args: str) -> Outcome:
+    last = state.session.last_reply
+    if last is None or not last.content:
+        state.say("no reply to copy yet")
+        return None
+    _sent, message = copy_to_clipboard(last.content, *state.terminals)
+    state.say(message)
+    return None
+
+
+def _export(state: ReplState, args: str) -> Outcome:
+    if not state.session.turns:
+        state.say("nothing to export yet")
+        return None
+    name = args.strip()
+    if name:
+        path = Path(name).expanduser()
+    else:
+        stem = f"chatcli-{conversation_id(state.session) or time.strftime('%Y%m%d-%H%M%S')}"
+        path = Path(f"{stem}.md")
+        n = 1
+        while path.exists():  # never clobber a file the user did not name
+            n += 1
+            path = Path(f"{stem}-{n}.md")
+    first_user = next((t.content for t in state.session.turns if t.role == "user"), "")
+    title = " ".join(first_user.split())[:80] or None
+    try:
+        path.write_text(redact(to_markdown(state.session, title)), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    state.say(f"exported {len(state.session.turns)} turns to {path}")
+    return None
+
+
+def _usage(state: ReplState, args: str) -> Outcome:
+    turns = state.session.turns
+    tokens_in, tokens_out = usage_totals(turns)
+    replies = sum(1 for t in turns if t.role == "assistant")
+    line = f"{replies} repl{'y' if replies == 1 else 'ies'} · {tokens_in:,} tokens in · {tokens_out:,} out"
+    cost, complete = conversation_cost(state.settings, turns)
+    if (cost or complete) and (tokens_in or tokens_out):
+        line += f" · ${cost:.4f}" + ("" if complete else " (some models have no price configured)")
+    state.say(line)
+    if not any(t.input_tokens or t.output_tokens for t in turns if t.role == "assistant") and replies:
+        state.say("(the provider reported no token usage)")
+    return None
+
+
+def _multiline(state: ReplState, args: str) -> Outcome:
+    state.multiline = not state.multiline
+    if state.multiline:
+        state.say("multiline on: Enter inserts a newline, Esc-Enter sends")
+    else:
+        state.say("multiline off: Enter sends, Esc-Enter or Ctrl-J inserts a newline")
+    return None
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("help", _help, "this list", aliases=("?",)),
+    Command("exit", _exit, "leave chatcli", aliases=("quit",)),
+    Command("new", _new, "start a new conversation (same model and system prompt)"),
+    Command("model", _model, "show the model, or switch to SPEC keeping the conversation", "[SPEC]"),
+    Command("system", _system, "show the system prompt, or set it (/system - clears it)", "[TEXT]"),
+    Command("retry", _retry, "regenerate the last reply"),
+    Command("continue", _continue, "resume a partial reply where it stopped"),
+    Command("undo", _undo, "drop the last exchange (your message and its reply)"),
+    Command("history", _history, "list saved conversations", "[N]"),
+    Command("resume", _resume, "continue saved conversation ID", "ID"),
+    Command("copy", _copy, "copy the last reply to the clipboard (OSC 52)"),
+    Command("export", _export, "write the conversation as markdown", "[FILE]"),
+    Command("usage", _usage, "tokens in/out and cost so far"),
+    Command("multiline", _multiline, "toggle: Enter inserts a newline, Esc-Enter sends"),
+)
+
+_BY_NAME: dict[str, Command] = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
+
+
+def command_names() -> list[str]:
+    return ["/" + c.name for c in COMMANDS] + ["/" + a for c in COMMANDS for a in c.aliases]
+
+
+def is_command(text: str) -> bool:
+    """A slash command, as opposed to a message ("//text" sends "/text")."""
+    stripped = text.lstrip()
+    return stripped.startswith("/") and not stripped.startswith("//")
+
+
+def dispatch(state: ReplState, text: str) -> Outcome:
+    """Run the command in `text` (which starts with "/"). Unknown names get the closest suggestion."""
+    stripped = text.strip()
+    head, _, args = stripped.partition(" ")
+    if "\n" in head:  # "/system\nline two": the newline separates the arguments too
+        head, _, rest = head.partition("\n")
+        args = rest + (" " + args if args else "")
+    name = head[1:].lower()
+    command = _BY_NAME.get(name)
+    if command is None:
+        raise UsageError(unknown_message(head))
+    return command.handler(state, args)
+
+
+def unknown_message(head: str) -> str:
+    shown = safe(head[:40])
+    close = difflib.get_close_matches(head.lower(), command_names(), n=1, cutoff=0.5)
+    hint = f" — did you mean {close[0]}?" if close else ""
+    return f"unknown command {shown}{hint} (/help lists them; start with // to send a message beginning with /)"
+
+
+__all__ = [
+    "COMMANDS",
+    "EXIT",
+    "Command",
+    "ConversationStore",
+    "ModelResolver",
+    "ReplState",
+    "Reply",
+    "command_names",
+    "conversation_id",
+    "dispatch",
+    "fork_session",
+    "is_command",
+    "model_names",
+    "to_markdown",
+    "usage_totals",
+]

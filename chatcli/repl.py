@@ -1,0 +1,586 @@
+"""The interactive chat: a prompt-toolkit loop, its key bindings, toolbar and background warm-up.
+
+Wiring (for `cli.py`)::
+
+    from chatcli.repl import run_repl
+
+    code = run_repl(
+        session,                       # chatcli.session.Session, with its provider, model, system,
+                                       # limits, trimmer and recorder (store.recorder(id) or None)
+        settings=settings,             # chatcli.settings.Settings (aliases, models, prices, windows)
+        open_view=lambda s: ...,       # a NEW ReplyView for each reply; gets the Session so the
+                                       # label can say provider:model after /model
+        resolve_model=resolve,         # "/model SPEC" -> (Provider, model); raise ChatCLIError if bad.
+                                       # None: chatcli.config.resolve + build_provider, like -m
+        store=store,                   # chatcli.store.Store, or None with --no-save
+        env=env,                       # chatcli.env.Environment (streams and their TTY flags)
+        first_message=piped_text,      # `cat notes.md | chatcli`: sent before the first prompt
+        history_path=None,             # input history file; None = <settings.data_dir>/input_history
+    )
+    raise SystemExit(code)
+
+Returns the exit code: 0 when the user leaves (/exit, Ctrl-D, Ctrl-C twice on an empty line);
+2 when there is no terminal to talk to and nothing was piped in.
+
+Behaviour (SPEC.md "The REPL"):
+
+* The `PromptSession` is built inside `run_repl`, never at import, with injectable input/output
+  (tests pass `create_pipe_input()` and `DummyOutput()`).
+* Enter sends; Esc-Enter and Ctrl-J insert a newline; `/multiline` swaps the two. A bracketed
+  paste arrives as ONE insert (prompt-toolkit's BracketedPaste key), so newlines inside a paste
+  never submit. Ctrl-X Ctrl-E edits the message in $EDITOR, Ctrl-R searches the input history,
+  suggestions come from history, Tab completes slash commands, model specs and /resume ids.
+* Replies stream through the view BETWEEN prompts, never while a prompt is active
+  (rendering.md §5.10): the prompt has returned and restored the terminal before a view opens.
+* Ctrl-C while a reply streams is a KeyboardInterrupt in the main thread (the prompt is not
+  running, so the terminal is in cooked mode with ISIG); `run_turn` closes the stream, the
+  session records the partial reply as `interrupted`, the view warns and we are back at the
+  prompt. Ctrl-C during a retry countdown interrupts the session's sleep the same way.
+* Ctrl-C at the prompt clears the line. On an empty line the first Ctrl-C prints a hint and a
+  second one exits (0); Ctrl-D on an empty line exits (0).
+* Piped-then-interactive: when stdin is not a TTY the CLI has already read it (the first
+  message); the prompt then reads from `/dev/tty`, like `sgpt` does, so `cat notes.md | chatcli`
+  continues on the terminal. The prompt is drawn on stdout, or on stderr when stdout is
+  redirected, so `chatcli > log` keeps replies alone on stdout.
+* Start-up: nothing slow happens before the first prompt is drawn. Right after it is drawn (the
+  application's first `after_render`), a daemon thread calls `provider.warm()` (the SDK import)
+  and imports the renderer, hidden behind the user's typing (rendering.md §7.3); the first send
+  joins it.
+* The input history file is private (dir 0700, file 0600) and never receives a line that looks
+  like it holds a key (`chatcli.redact`): people paste keys into the wrong window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+import traceback
+from collections.abc import Callable, Generator, Iterable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+# prompt-toolkit is imported here, not lazily: this module is only imported to run the REPL
+# (cli.py imports it inside the command), and the PromptSession itself is built in run_repl.
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application import Application, get_app
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
+from prompt_toolkit.document import Document
+from prompt_toolkit.enums import DEFAULT_BUFFER
+from prompt_toolkit.filters import Condition, has_focus
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory, ThreadedHistory
+from prompt_toolkit.input import Input, create_input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.output import Output, create_output
+
+from chatcli.commands import (
+    COMMANDS,
+    EXIT,
+    ConversationStore,
+    ModelResolver,
+    ReplState,
+    Reply,
+    conversation_id,
+    dispatch,
+    is_command,
+    model_label,
+    model_names,
+    safe,
+)
+from chatcli.errors import ChatCLIError
+from chatcli.events import SessionEvent
+from chatcli.redact import redact
+from chatcli.render.base import ReplyView
+from chatcli.session import Session
+from chatcli.settings import Settings
+from chatcli.turn import run_turn
+
+if TYPE_CHECKING:
+    from chatcli.env import Environment
+    from chatcli.providers.base import Provider
+
+ViewFactory = Callable[[Session], ReplyView]
+
+PROMPT = "> "
+EXIT_HINT = "(press Ctrl-C again, Ctrl-D or type /exit to quit)"
+HISTORY_FILE = "input_history"
+# Inputs longer than this are not written to the history file: FileHistory re-reads the whole
+# file at every start, and a pasted 2 MB log would slow every start-up after it.
+_HISTORY_MAX_CHARS = 100_000
+
+
+def run_repl(
+    session: Session,
+    *,
+    settings: Settings,
+    open_view: ViewFactory,
+    resolve_model: ModelResolver | None = None,
+    store: ConversationStore | None = None,
+    env: Environment | None = None,
+    first_message: str | None = None,
+    history_path: Path | None = None,
+    input: Input | None = None,
+    output: Output | None = None,
+) -> int:
+    """Run the interactive chat until the user leaves; returns the exit code. See the module doc.
+
+    `input`/`output` are for tests (prompt-toolkit pipe input and DummyOutput); when given, no
+    terminal detection happens and `/dev/tty` is never opened.
+    """
+    if env is None:
+        from chatcli.env import Environment
+
+        env = Environment.from_process()
+    opened: list[IO[str]] = []
+    try:
+        if input is None or output is None:
+            terminal = _terminal(env)
+            if terminal is None:
+                return _no_terminal(session, settings, env, open_view, first_message)
+            opened, default_input, default_output = terminal
+            input = input or default_input
+            output = output or default_output
+        # /copy writes OSC 52 to the first of these that is a terminal.
+        terminals = (env.stdout, env.stderr, *(h for h in opened if h.writable()))
+        state = ReplState(
+            session=session,
+            settings=settings,
+            err=env.stderr,
+            terminals=terminals,
+            resolve_model=resolve_model or _default_resolver(settings),
+            store=store,
+        )
+        if history_path is None and settings.data_dir is not None:
+            history_path = Path(settings.data_dir) / HISTORY_FILE
+        repl = Repl(state, open_view, input=input, output=output,
+                    history=_open_history(history_path, state.say))
+        return repl.run(first_message)
+    finally:
+        for handle in opened:
+            with contextlib.suppress(OSError):
+                handle.close()
+
+
+class Repl:
+    """The loop. Separate from `run_repl` so tests can poke at its state between prompts."""
+
+    def __init__(self, state: ReplState, open_view: ViewFactory, *, input: Input | None,
+                 output: Output | None, history: History | None = None) -> None:
+        self.state = state
+        self.open_view = open_view
+        self.warmer = Warmer()
+        state.on_model_change = self.warmer.start_for
+        self._exit_armed = False  # a Ctrl-C on an empty line was pressed; the next one exits
+        self.prompt_session = _prompt_session(self, input=input, output=output, history=history)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, first_message: str | None = None) -> int:
+        if first_message is not None and first_message.strip():
+            self.state.say(f"(sending the piped text, {_size(first_message)}, as the first message)")
+            self.send(first_message)
+        while True:
+            try:
+                text = self.prompt_session.prompt(pre_run=self._pre_run)
+            except EOFError:  # Ctrl-D on an empty line
+                return self._leave()
+            except KeyboardInterrupt:  # Ctrl-C on an empty line (a non-empty one is just cleared)
+                if self._exit_armed:
+                    return self._leave()
+                self._exit_armed = True
+                self.state.say(EXIT_HINT)
+                continue
+            self._exit_armed = False
+            if not text.strip():
+                continue
+            if is_command(text):
+                if self.command(text) is EXIT:
+                    return self._leave()
+                continue
+            if text.lstrip().startswith("//"):  # "//etc" sends "/etc"
+                text = text.lstrip()[1:]
+            self.send(text)
+
+    def command(self, text: str) -> object:
+        try:
+            outcome = dispatch(self.state, text)
+        except ChatCLIError as exc:
+            self.state.say(safe(redact(exc.message)))
+            return None
+        except KeyboardInterrupt:  # a slow command (e.g. a store query) cancelled
+            self.state.say("cancelled")
+            return None
+        if isinstance(outcome, Reply):
+            self.stream(outcome.events)
+        return outcome
+
+    def send(self, text: str) -> None:
+        self.stream(self.state.session.send(text))
+
+    def stream(self, events: Generator[SessionEvent, None, None]) -> None:
+        """Show one reply. Every failure ends here as one line on stderr; the loop goes on."""
+        try:
+            self.warmer.join()  # the SDK import started after the first prompt: finish it first
+            view = self.open_view(self.state.session)
+            run_turn(events, view)
+        except KeyboardInterrupt:
+            # Ctrl-C outside run_turn's own handler (while the view opened or closed, or a second
+            # Ctrl-C while the first was being handled): the session's `finally` has recorded the
+            # reply; make sure the generator is closed and go back to the prompt.
+            events.close()
+            self.state.say("interrupted")
+        except ChatCLIError as exc:  # ProviderError before any text, a store problem...
+            events.close()
+            self.state.say("error: " + safe(redact(exc.message)))
+        except Exception as exc:  # a bug: keep the conversation alive, say what happened
+            events.close()
+            if self.state.settings.debug:
+                self.state.say(safe(redact(traceback.format_exc())))
+            self.state.say(f"internal error: {type(exc).__name__}: {safe(redact(str(exc)))}")
+
+    def _leave(self) -> int:
+        ident = conversation_id(self.state.session)
+        if ident is not None and self.state.session.turns:
+            self.state.say(f"conversation saved; continue it with: chatcli -r {ident}")
+        return 0
+
+    # -- prompt hooks -----------------------------------------------------------------------
+
+    def _pre_run(self) -> None:
+        """Runs just before the prompt's first draw: hook the warm-up to the end of that draw."""
+        if self.warmer.started:
+            return
+        app = get_app()
+
+        def after_render(app: Application[Any]) -> None:
+            app.after_render -= after_render
+            self.warmer.start_for(self.state.session.provider)
+
+        app.after_render += after_render
+
+    def disarm_exit(self) -> None:
+        """A Ctrl-C that cleared a non-empty line starts the two-Ctrl-C count afresh."""
+        self._exit_armed = False
+
+    # -- the toolbar ------------------------------------------------------------------------
+
+    def toolbar(self) -> StyleAndTextTuples:
+        session = self.state.session
+        parts = [model_label(session)]
+        counted = context_tokens(session)
+        if counted is not None:
+            used, exact = counted
+            text = f"{'' if exact else '~'}{used:,} tokens"
+            window = context_window(self.state.settings, session)
+            if window:
+                text += f" · {used / window:.0%} of {_k(window)}"
+            parts.append(text)
+        if self.state.multiline:
+            parts.append("multiline: Esc-Enter sends")
+        return [("class:bottom-toolbar.text", " " + " · ".join(safe(p) for p in parts) + " ")]
+
+
+# -- warm-up -----------------------------------------------------------------------------------------
+
+
+class Warmer:
+    """Runs the slow one-time work (SDK import, renderer import) in a daemon thread.
+
+    Started after the prompt is drawn, so it never delays the prompt; joined before a request,
+    so a request never races a half-done import. Failures are swallowed: the real request will
+    raise the classified error where the user can see it.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start_for(self, provider: Provider) -> None:
+        self.join()  # one warm-up at a time: /model twice in a row must not import in parallel
+        self._thread = threading.Thread(target=_warm, args=(provider,), name="chatcli-warm", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _warm(provider: Provider) -> None:
+    with contextlib.suppress(Exception):
+        provider.warm()
+    # The view's markdown stack (markdown-it, pygments via rich.syntax) is the other big import on
+    # the first reply's path.
+    for module in ("chatcli.render.panel", "rich.markdown", "rich.syntax"):
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+
+# -- context share for the toolbar ------------------------------------------------------------------
+
+
+def context_tokens(session: Session) -> tuple[int, bool] | None:
+    """(tokens the conversation fills, exact?) — None before the first message.
+
+    Exact up to the last reply that reported usage (its input + output is what the next request
+    re-sends); turns after it, or all of them when the provider reports no usage, are estimated.
+    """
+    if not session.turns:
+        return None
+    from chatcli.context import conversation_tokens
+
+    exact = any(t.role == "assistant" and t.input_tokens is not None for t in session.turns)
+    return conversation_tokens(session.turns, session.system), exact
+
+
+def context_window(settings: Settings, session: Session) -> int | None:
+    """The current model's window: provider config, then the config's table, then known models."""
+    from chatcli.context import context_window_for
+
+    config = settings.providers.get(session.provider.name)
+    return context_window_for(session.model, session.provider.name, overrides=settings.context_windows,
+                              configured=config.context_window if config else None)
+
+
+def _k(tokens: int) -> str:
+    """128000 -> "128k" (windows are round numbers of thousands, or close to them)."""
+    return f"{round(tokens / 1000):,}k" if tokens >= 1000 else str(tokens)
+
+
+def _size(text: str) -> str:
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return f"{lines:,} line{'s' if lines != 1 else ''}, {len(text):,} characters"
+
+
+# -- model resolution -------------------------------------------------------------------------------
+
+
+def _default_resolver(settings: Settings) -> ModelResolver:
+    """`/model SPEC` the way `-m SPEC` is resolved (`chatcli.config.resolve`): provider:model, a bare
+    provider, an alias or a listed model name; an unusable provider (no key) is a one-line error."""
+
+    def resolve(spec: str) -> tuple[Provider, str]:
+        from chatcli.config import resolve as resolve_spec
+        from chatcli.providers import build_provider
+
+        resolved = resolve_spec(settings, spec)
+        return build_provider(resolved.provider), resolved.model
+
+    return resolve
+
+
+# -- input history ----------------------------------------------------------------------------------
+
+
+def _open_history(path: Path | None, warn: Callable[[str], None]) -> History:
+    if path is None:
+        return InMemoryHistory()
+    from chatcli.fsperm import check_private, create_private_file, ensure_private_dir
+
+    try:
+        ensure_private_dir(path.parent)
+        create_private_file(path)  # 0600 from creation on; FileHistory then only appends
+        check_private(path)
+    except OSError as exc:
+        warn(f"input history is not saved: cannot use {path}: {exc.strerror or exc}")
+        return InMemoryHistory()
+    # Threaded: the file is read in the background, so a long history never delays the prompt.
+    return ThreadedHistory(PrivateFileHistory(str(path)))
+
+
+class PrivateFileHistory(FileHistory):
+    """A FileHistory that never writes key-shaped text (or huge pastes) to disk.
+
+    Such a line stays in memory for Up-arrow in this run; it is only kept off the disk, because
+    people paste keys into the wrong window and a history file is read by anyone who gets the disk.
+    """
+
+    def store_string(self, string: str) -> None:
+        if redact(string) != string or len(string) > _HISTORY_MAX_CHARS:
+            return
+        with contextlib.suppress(OSError):  # a full disk must not break the chat
+            super().store_string(string)
+
+
+# -- terminal --------------------------------------------------------------------------------------
+
+
+def _terminal(env: Environment) -> tuple[list[IO[str]], Input, Output] | None:
+    """prompt-toolkit input/output for this process, or None when there is no terminal at all.
+
+    stdin not a TTY (the CLI read the piped text): read keys from /dev/tty. stdout not a TTY
+    (`chatcli > log`): draw the prompt on stderr, or on /dev/tty when stderr is redirected too.
+    Also returns the /dev/tty files it opened, for the caller to close.
+    """
+    opened: list[IO[str]] = []
+
+    def open_tty(mode: str) -> IO[str] | None:
+        # Two separate files: "r+" is refused in text mode because a tty cannot seek.
+        try:
+            handle = open("/dev/tty", mode, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by run_repl
+        except OSError:  # no controlling terminal (cron, CI, setsid)
+            return None
+        opened.append(handle)
+        return handle
+
+    if env.stdin_isatty and env.stdin is not None:
+        inp = create_input(stdin=env.stdin)
+    else:
+        tty_in = open_tty("r")
+        if tty_in is None:
+            return None
+        inp = create_input(stdin=tty_in)  # type: ignore[arg-type]
+    if env.stdout_isatty:
+        out = create_output(stdout=env.stdout)
+    elif env.stderr_isatty:
+        out = create_output(stdout=env.stderr)
+    else:
+        tty_out = open_tty("w")
+        if tty_out is None:
+            for handle in opened:
+                handle.close()
+            return None
+        out = create_output(stdout=tty_out)  # type: ignore[arg-type]
+    return opened, inp, out
+
+
+def _no_terminal(session: Session, settings: Settings, env: Environment, open_view: ViewFactory,
+                 first_message: str | None) -> int:
+    """No terminal to prompt on (cron, CI, `ssh host chatcli < file`): answer what was piped, stop."""
+    if first_message is not None and first_message.strip():
+        repl_state = ReplState(session=session, settings=settings, err=env.stderr)
+        repl = _HeadlessRepl(repl_state, open_view)
+        repl.send(first_message)
+        env.warn("no terminal for the interactive chat; `chatcli ask` is the one-shot form")
+        return 0
+    env.warn("the interactive chat needs a terminal; use `chatcli ask` with piped input")
+    return 2
+
+
+class _HeadlessRepl(Repl):
+    """The loop's `send` without a prompt (used when no terminal is attached)."""
+
+    def __init__(self, state: ReplState, open_view: ViewFactory) -> None:
+        self.state = state
+        self.open_view = open_view
+        self.warmer = Warmer()
+        self._exit_armed = False
+
+
+# -- prompt-toolkit objects ------------------------------------------------------------------------
+
+
+def _prompt_session(repl: Repl, *, input: Input | None, output: Output | None,
+                    history: History | None) -> PromptSession[str]:
+    state = repl.state
+
+    @Condition
+    def multiline() -> bool:
+        return state.multiline
+
+    @Condition
+    def typing_command() -> bool:
+        return get_app().current_buffer.text.startswith("/")
+
+    def continuation(width: int, line_number: int, is_soft_wrap: int) -> str:
+        return "." * (width - 1) + " " if not is_soft_wrap else " " * width
+
+    session: PromptSession[str] = PromptSession(
+        PROMPT,
+        input=input,
+        output=output,
+        history=history,
+        multiline=multiline,
+        key_bindings=_key_bindings(repl),
+        completer=SlashCompleter(state),
+        complete_while_typing=typing_command,  # a menu for /commands only, not for every message
+        auto_suggest=AutoSuggestFromHistory(),
+        enable_history_search=False,  # Up/Down walk history; Ctrl-R is the search
+        enable_open_in_editor=True,  # Ctrl-X Ctrl-E
+        bottom_toolbar=repl.toolbar,
+        prompt_continuation=continuation,
+        mouse_support=False,  # keep the terminal's own selection and scroll-back working
+        erase_when_done=False,
+        tempfile_suffix=".md",
+    )
+    return session
+
+
+def _key_bindings(repl: Repl) -> KeyBindings:
+    state = repl.state
+    kb = KeyBindings()
+    in_prompt = has_focus(DEFAULT_BUFFER)  # not in the Ctrl-R search field
+
+    @Condition
+    def multiline() -> bool:
+        return state.multiline
+
+    # These bindings are the PromptSession's own, so they take priority over the default emacs
+    # bindings (where Esc-Enter always accepts and Ctrl-J acts as Enter).
+
+    @kb.add("escape", "enter", filter=in_prompt & ~multiline)
+    @kb.add("c-j", filter=in_prompt)
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.newline(copy_margin=False)
+
+    @kb.add("escape", "enter", filter=in_prompt & multiline)
+    def _send(event: KeyPressEvent) -> None:
+        event.current_buffer.validate_and_handle()
+
+    @kb.add("c-c", filter=in_prompt)
+    def _ctrl_c(event: KeyPressEvent) -> None:
+        buffer = event.current_buffer
+        if buffer.text:
+            buffer.reset()  # clear the line, stay at the prompt
+            repl.disarm_exit()
+        else:
+            event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    return kb
+
+
+class SlashCompleter(Completer):
+    """Tab completion: /command names (with their help), model specs after /model, saved
+    conversation ids after /resume, paths after /export. Plain messages get no completion."""
+
+    def __init__(self, state: ReplState) -> None:
+        self.state = state
+        self._paths = PathCompleter(expanduser=True)
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
+        text = document.text_before_cursor
+        if not text.startswith("/") or text.startswith("//") or "\n" in text:
+            return
+        if " " not in text:
+            typed = text.lower()
+            for command in COMMANDS:
+                for name in (command.name, *command.aliases):
+                    if ("/" + name).startswith(typed):
+                        yield Completion("/" + name, start_position=-len(text), display_meta=command.help)
+            return
+        head, _, arg = text.partition(" ")
+        arg = arg.lstrip()
+        head = head.lower()
+        if head == "/model":
+            for name in model_names(self.state.settings):
+                if name.startswith(arg):
+                    yield Completion(name, start_position=-len(arg))
+        elif head == "/resume" and self.state.store is not None:
+            try:
+                rows = self.state.store.list_conversations(limit=30)
+            except ChatCLIError:
+                return
+            for row in rows:
+                ident = str(row.id)
+                if ident.startswith(arg):
+                    title = " ".join(str(getattr(row, "title", "") or "").split())[:50]
+                    yield Completion(ident, start_position=-len(arg), display_meta=safe(title))
+        elif head == "/export":
+            yield from self._paths.get_completions(Document(arg, len(arg)), complete_event)
+
+
+__all__ = ["EXIT_HINT", "PROMPT", "Repl", "SlashCompleter", "ViewFactory", "Warmer", "run_repl"]

@@ -1,0 +1,301 @@
+"""End to end: the INSTALLED `chatcli` command in a pseudo-terminal, talking to the loopback SSE server.
+
+Real keys go in (Enter is CR, Ctrl-C is 0x03 through the tty's line discipline, a paste is a
+bracketed-paste sequence), the real OpenAI SDK talks HTTP to `tests/sse_server.py`, and the tests
+look at what the server received and at what the terminal shows.
+
+`PROMPT_TOOLKIT_NO_CPR=1`: pexpect is not a terminal emulator and never answers prompt-toolkit's
+cursor-position request; without the variable prompt-toolkit would print a "terminal doesn't
+support CPR" warning after its timeout. Real terminals answer it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from tests.sse_server import Reply, SSEServer, openai_chunks
+
+CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
+pytestmark = [
+    pytest.mark.skipif(CHATCLI is None, reason="chatcli is not installed (pip install -e .)"),
+    pytest.mark.skipif(not sys.platform.startswith(("linux", "darwin")), reason="needs a POSIX pty"),
+]
+
+TIMEOUT = 20  # generous: a cold start imports the SDK; bounded: a hang fails, never blocks CI
+# prompt-toolkit turns bracketed paste on when a prompt starts and off when it ends, so this
+# sequence marks "a prompt is active and reading keys" (the "> " itself is drawn with cursor
+# moves, not a literal space).
+PROMPT = "\x1b[?2004h"
+CTRL_C = "\x03"
+CTRL_D = "\x04"
+
+
+@pytest.fixture
+def server() -> Iterator[SSEServer]:
+    with SSEServer() as srv:
+        yield srv
+
+
+def chat_env(server: SSEServer, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "CHATCLI_"))}
+    env.update({
+        "HOME": str(home),
+        "CHATCLI_HOME": str(home / "chatcli-data"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "OPENAI_BASE_URL": server.openai_url,
+        "OPENAI_API_KEY": "sk-canary-e2e-0123456789abcdef",
+        "TERM": "xterm-256color",
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+        "COLUMNS": "100",
+        "LINES": "30",
+    })
+    env.pop("NO_COLOR", None)
+    return env
+
+
+def spawn(server: SSEServer, home: Path, command: str | None = None) -> pexpect.spawn:
+    """`chatcli -m openai:gpt-test` in a 100x30 pty (or `command` through bash, for pipes)."""
+    env = chat_env(server, home)
+    if command is None:
+        child = pexpect.spawn(CHATCLI, ["-m", "openai:gpt-test"], env=env, dimensions=(30, 100),
+                              encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
+    else:
+        child = pexpect.spawn("/bin/bash", ["-c", command], env=env, dimensions=(30, 100),
+                              encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
+    child.logfile_read = _Log()
+    return child
+
+
+class _Log:
+    """Keeps everything the terminal received, for assertions and for failure messages."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, data: str) -> None:
+        self.parts.append(data)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def screen(child: pexpect.spawn) -> str:
+    log = child.logfile_read
+    assert isinstance(log, _Log)
+    return log.text
+
+
+def finish(child: pexpect.spawn) -> int:
+    child.expect(pexpect.EOF, timeout=TIMEOUT)
+    child.close()
+    assert child.exitstatus is not None, f"killed by signal {child.signalstatus}"
+    return int(child.exitstatus)
+
+
+def wait_for(predicate: Any, timeout: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def messages(server: SSEServer, index: int) -> list[dict[str, Any]]:
+    body = server.requests[index].json
+    assert isinstance(body, dict)
+    return list(body["messages"])
+
+
+def reply(*texts: str) -> Reply:
+    return Reply.sse(openai_chunks(list(texts), usage=(10, 4)), delay=0.02)
+
+
+def test_message_streams_reply_and_ctrl_d_exits_zero(server: SSEServer, tmp_path: Path) -> None:
+    server.add(reply("Bonjour", " tout le monde"), reply("Second", " reply"))
+    child = spawn(server, tmp_path)
+    child.expect_exact(PROMPT)
+    child.send("hello there\r")
+    child.expect_exact("tout le monde")
+    child.expect_exact(PROMPT)
+    child.send("and again\r")
+    child.expect_exact("reply")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    assert finish(child) == 0
+    assert messages(server, 0) == [{"role": "user", "content": "hello there"}]
+    # The whole history goes with every request: the model remembers.
+    assert messages(server, 1) == [
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": "Bonjour tout le monde"},
+        {"role": "user", "content": "and again"},
+    ]
+    assert server.requests[0].json is not None and server.requests[0].json["model"] == "gpt-test"
+    assert "sk-canary" not in screen(child)
+
+
+def test_ctrl_c_mid_reply_keeps_partial_and_next_turn_sends_it(server: SSEServer, tmp_path: Path) -> None:
+    stalled = Reply.sse(openai_chunks(["Partial", " answer"], finish=None, done=False), delay=0.02, stall=9)
+    server.add(stalled, reply("Recovered"))
+    # bash runs `stty -a` after chatcli: the terminal must be back in cooked mode with echo.
+    modes = "stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo -e -icanon -e -echo"
+    child = spawn(server, tmp_path, f"'{CHATCLI}' -m openai:gpt-test; echo EXIT=$?; {modes}")
+    child.expect_exact(PROMPT)
+    child.send("tell me a long story\r")
+    child.expect_exact("answer")
+    time.sleep(0.3)  # the server is stalling now, the reply is mid-stream
+    started = time.monotonic()
+    child.send(CTRL_C)
+    assert server.wait_disconnect(timeout=5), "the server never saw the client hang up"
+    assert time.monotonic() - started < 3, "Ctrl-C did not stop the stream at once"
+    child.expect("(?i)interrupted")
+    child.expect_exact(PROMPT)
+    child.send("please go on\r")
+    child.expect_exact("Recovered")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    child.expect_exact("EXIT=0")
+    child.expect(pexpect.EOF)
+    tail = screen(child).rsplit("EXIT=0", 1)[1].split()
+    assert "icanon" in tail and "echo" in tail, tail
+    assert server.disconnects == [0]
+    assert messages(server, 1) == [
+        {"role": "user", "content": "tell me a long story"},
+        {"role": "assistant", "content": "Partial answer"},
+        {"role": "user", "content": "please go on"},
+    ]
+
+
+def test_bracketed_paste_is_one_message(server: SSEServer, tmp_path: Path) -> None:
+    server.add(reply("Got it"))
+    child = spawn(server, tmp_path)
+    child.expect_exact(PROMPT)
+    pasted = "def f(x):\r    return x * 2\r\rprint(f(21))"
+    child.send("\x1b[200~" + pasted + "\x1b[201~")
+    time.sleep(0.3)
+    assert len(server.requests) == 0, "a newline inside the paste submitted the message"
+    child.send("\r")
+    child.expect_exact("Got it")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    assert finish(child) == 0
+    assert len(server.requests) == 1
+    assert messages(server, 0) == [{"role": "user", "content": "def f(x):\n    return x * 2\n\nprint(f(21))"}]
+
+
+def test_ctrl_c_twice_on_empty_prompt_exits_zero(server: SSEServer, tmp_path: Path) -> None:
+    child = spawn(server, tmp_path)
+    child.expect_exact(PROMPT)
+    child.send("some draft")
+    child.send(CTRL_C)  # clears the line
+    time.sleep(0.2)
+    child.send(CTRL_C)
+    child.expect_exact("Ctrl-D")  # the hint
+    child.send(CTRL_C)
+    assert finish(child) == 0
+    assert server.requests == []
+
+
+def test_piped_text_then_interactive_on_the_terminal(server: SSEServer, tmp_path: Path) -> None:
+    server.add(reply("Notes", " summarised"), reply("Follow-up", " answered"))
+    child = spawn(server, tmp_path,
+                  f"printf 'meeting notes\\nline two\\n' | '{CHATCLI}' -m openai:gpt-test; echo EXIT=$?")
+    child.expect_exact("summarised")
+    child.expect_exact(PROMPT)
+    child.send("what were the action items?\r")
+    child.expect_exact("answered")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    child.expect_exact("EXIT=0")
+    assert messages(server, 0)[0]["content"].startswith("meeting notes\nline two")
+    assert messages(server, 1) == [
+        messages(server, 0)[0],
+        {"role": "assistant", "content": "Notes summarised"},
+        {"role": "user", "content": "what were the action items?"},
+    ]
+
+
+def test_slash_commands_in_the_terminal(server: SSEServer, tmp_path: Path) -> None:
+    server.add(reply("First"), reply("Again"))
+    child = spawn(server, tmp_path)
+    child.expect_exact(PROMPT)
+    child.send("/hel\r")
+    child.expect_exact("did you mean /help?")
+    child.expect_exact(PROMPT)
+    child.send("hi\r")
+    child.expect_exact("First")
+    child.expect_exact(PROMPT)
+    child.send("/retry\r")
+    child.expect_exact("Again")
+    child.expect_exact(PROMPT)
+    child.send("/usage\r")
+    child.expect("1 reply .* 10 tokens in .* 4 out")
+    child.expect_exact(PROMPT)
+    child.send("/copy\r")
+    # The pty is a terminal: the last reply goes to the clipboard through OSC 52 (base64 of "Again").
+    child.expect_exact("\x1b]52;c;" + base64.b64encode(b"Again").decode() + "\x07")
+    child.expect_exact(PROMPT)
+    child.send("/exit\r")
+    assert finish(child) == 0
+    assert len(server.requests) == 2
+    assert messages(server, 1) == [{"role": "user", "content": "hi"}]
+    assert wait_for(lambda: (tmp_path / "chatcli-data" / "input_history").exists(), 2)
+    history = (tmp_path / "chatcli-data" / "input_history").read_text()
+    assert "+hi" in history and "sk-canary" not in history
+
+
+def test_ctrl_x_ctrl_e_edits_the_message_in_editor(server: SSEServer, tmp_path: Path) -> None:
+    server.add(reply("Edited", " and sent"))
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\n# appends to what was typed, like a user editing the draft\n"
+                      "printf '\\nwritten in the editor' >> \"$1\"\n")
+    editor.chmod(0o755)
+    env = chat_env(server, tmp_path)
+    env.update({"EDITOR": str(editor), "VISUAL": str(editor)})
+    child = pexpect.spawn(CHATCLI, ["-m", "openai:gpt-test"], env=env, dimensions=(30, 100),
+                          encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
+    child.logfile_read = _Log()
+    child.expect_exact(PROMPT)
+    child.send("typed first")
+    child.send("\x18\x05")  # Ctrl-X Ctrl-E
+    child.expect_exact("and sent")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    assert finish(child) == 0
+    assert messages(server, 0) == [{"role": "user", "content": "typed first\nwritten in the editor"}]
+
+
+def test_ctrl_c_during_retry_countdown_returns_to_the_prompt(server: SSEServer, tmp_path: Path) -> None:
+    server.add(Reply.error(429, "Rate limit reached", type="rate_limit_error", code="rate_limit_exceeded",
+                           headers=(("retry-after", "8"),)),
+               reply("After", " the wait"))
+    child = spawn(server, tmp_path)
+    child.expect_exact(PROMPT)
+    child.send("hi\r")
+    child.expect_exact("retrying in")
+    started = time.monotonic()
+    child.send(CTRL_C)
+    child.expect_exact(PROMPT)
+    assert time.monotonic() - started < 3, "Ctrl-C did not cancel the wait at once"
+    child.send("again\r")
+    child.expect_exact("the wait")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    assert finish(child) == 0
+    assert len(server.requests) == 2  # no stray retry of the cancelled request
+    # The cancelled exchange had no reply, so the next request is just the new message.
+    assert messages(server, 1) == [{"role": "user", "content": "again"}]

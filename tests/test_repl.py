@@ -1,0 +1,517 @@
+"""The REPL loop through prompt-toolkit's pipe input: keys in, FakeProvider calls and stderr out."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from chatcli.commands import ReplState
+from chatcli.env import Environment
+from chatcli.errors import ProviderError, UsageError
+from chatcli.events import Finish, Message, SessionEvent, TextDelta, Usage
+from chatcli.providers.base import Provider
+from chatcli.repl import EXIT_HINT, SlashCompleter, context_tokens, run_repl
+from chatcli.session import CONTINUE_PROMPT, Session
+from chatcli.settings import ProviderConfig, Settings
+from tests.fakes import FakeProvider
+
+ENTER = "\r"
+ESC_ENTER = "\x1b\r"
+CTRL_C = "\x03"
+CTRL_D = "\x04"
+
+
+def paste(text: str) -> str:
+    """A bracketed paste, as a terminal sends it (line breaks as CR)."""
+    return "\x1b[200~" + text.replace("\n", "\r") + "\x1b[201~"
+
+
+@dataclass
+class FakeView:
+    events: list[SessionEvent] = field(default_factory=list)
+    closed: int = 0
+    label: str = ""
+
+    def feed(self, event: SessionEvent) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        self.closed += 1
+
+    @property
+    def text(self) -> str:
+        return "".join(e.text for e in self.events if isinstance(e, TextDelta))
+
+
+@dataclass
+class Run:
+    code: int
+    err: str
+    views: list[FakeView]
+    session_calls: list[Any]
+
+
+@dataclass
+class Harness:
+    provider: FakeProvider = field(default_factory=FakeProvider)
+    settings: Settings = field(default_factory=Settings)
+    session: Session | None = None
+    resolve_model: Callable[[str], tuple[Provider, str]] | None = None
+    store: Any = None
+    history_path: Path | None = None
+    views: list[FakeView] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.session is None:
+            self.session = Session(self.provider, model="m1")
+
+    def view(self, session: Session) -> FakeView:
+        view = FakeView(label=f"{session.provider.name}:{session.model}")
+        self.views.append(view)
+        return view
+
+    def run(self, keys: str, *, first_message: str | None = None) -> Run:
+        err = io.StringIO()
+        env = Environment(stdin=None, stdout=io.StringIO(), stderr=err)
+        assert self.session is not None
+        with create_pipe_input() as pipe:
+            pipe.send_text(keys)
+            code = run_repl(
+                self.session, settings=self.settings, open_view=self.view, resolve_model=self.resolve_model,
+                store=self.store, env=env, first_message=first_message, history_path=self.history_path,
+                input=pipe, output=DummyOutput(),
+            )
+        return Run(code, err.getvalue(), self.views, self.provider.calls)
+
+
+def sent(provider: FakeProvider) -> list[str]:
+    """The last user message of every request."""
+    return [call.messages[-1].content for call in provider.calls]
+
+
+# -- sending and history ----------------------------------------------------------------------------
+
+
+def test_multi_turn_history_is_sent_every_time() -> None:
+    h = Harness()
+    h.provider.reply("Hi there").reply("Paris")
+    run = h.run("hello" + ENTER + "capital of France?" + ENTER + CTRL_D)
+    assert run.code == 0
+    assert [c.messages for c in h.provider.calls] == [
+        [Message("user", "hello")],
+        [Message("user", "hello"), Message("assistant", "Hi there"), Message("user", "capital of France?")],
+    ]
+    assert [v.text for v in run.views] == ["Hi there", "Paris"]
+    assert all(v.closed == 1 for v in run.views)
+
+
+def test_ctrl_d_on_empty_line_exits_zero() -> None:
+    h = Harness()
+    run = h.run(CTRL_D)
+    assert run.code == 0
+    assert h.provider.calls == []
+
+
+def test_ctrl_c_twice_on_empty_line_exits_with_one_hint() -> None:
+    h = Harness()
+    run = h.run(CTRL_C + CTRL_C)
+    assert run.code == 0
+    assert run.err.count(EXIT_HINT) == 1
+
+
+def test_ctrl_c_clears_a_non_empty_line() -> None:
+    h = Harness()
+    run = h.run("draft to discard" + CTRL_C + "kept" + ENTER + CTRL_D)
+    assert sent(h.provider) == ["kept"]
+    assert EXIT_HINT not in run.err
+
+
+def test_ctrl_c_count_restarts_after_a_message() -> None:
+    h = Harness()
+    run = h.run(CTRL_C + "hi" + ENTER + CTRL_C + CTRL_D)
+    assert run.code == 0
+    assert sent(h.provider) == ["hi"]
+    assert run.err.count(EXIT_HINT) == 2  # the Ctrl-C after the message was a "first" one again
+
+
+def test_esc_enter_and_ctrl_j_insert_newlines() -> None:
+    h = Harness()
+    h.run("one" + ESC_ENTER + "two" + "\n" + "three" + ENTER + CTRL_D)
+    assert sent(h.provider) == ["one\ntwo\nthree"]
+
+
+def test_bracketed_paste_of_many_lines_is_one_message() -> None:
+    h = Harness()
+    text = "def f():\n    return 1\n\nprint(f())"
+    h.run(paste(text) + ENTER + CTRL_D)
+    assert sent(h.provider) == [text]
+    assert len(h.provider.calls) == 1
+
+
+def test_paste_then_more_typing_before_enter() -> None:
+    h = Harness()
+    h.run("Review this:" + ESC_ENTER + paste("a = 1\nb = 2\n") + "thanks" + ENTER + CTRL_D)
+    assert sent(h.provider) == ["Review this:\na = 1\nb = 2\nthanks"]
+
+
+def test_multiline_mode_swaps_enter_and_esc_enter() -> None:
+    h = Harness()
+    run = h.run("/multiline" + ENTER + "a" + ENTER + "b" + ESC_ENTER + "/multiline" + ESC_ENTER
+                + "c" + ENTER + CTRL_D)
+    assert sent(h.provider) == ["a\nb", "c"]
+    assert "multiline on" in run.err and "multiline off" in run.err
+
+
+def test_double_slash_sends_a_leading_slash() -> None:
+    h = Harness()
+    h.run("//etc/hosts is a file" + ENTER + CTRL_D)
+    assert sent(h.provider) == ["/etc/hosts is a file"]
+
+
+def test_first_message_is_sent_before_the_prompt() -> None:
+    h = Harness()
+    h.provider.reply("summary").reply("more")
+    run = h.run("and then?" + ENTER + CTRL_D, first_message="line 1\nline 2\n")
+    assert [c.messages for c in h.provider.calls][1] == [
+        Message("user", "line 1\nline 2\n"), Message("assistant", "summary"), Message("user", "and then?")]
+    assert "piped text" in run.err
+
+
+def test_empty_input_sends_nothing() -> None:
+    h = Harness()
+    h.run(ENTER + "   " + ENTER + CTRL_D)
+    assert h.provider.calls == []
+
+
+# -- interrupts and errors --------------------------------------------------------------------------
+
+
+def test_ctrl_c_mid_reply_keeps_partial_and_next_request_is_valid() -> None:
+    h = Harness()
+    h.provider.scripts.append([TextDelta("The answer is"), KeyboardInterrupt()])
+    h.provider.reply("42.")
+    run = h.run("question" + ENTER + "go on" + ENTER + CTRL_D)
+    assert run.code == 0
+    first = run.views[0]
+    assert first.text == "The answer is"
+    assert isinstance(first.events[-1], Finish) and first.events[-1].reason == "interrupted"
+    assert first.closed == 1
+    assert h.session is not None
+    assert h.session.turns[1].finish_reason == "interrupted"
+    assert h.session.turns[1].content == "The answer is"
+    assert h.provider.calls[1].messages == [
+        Message("user", "question"), Message("assistant", "The answer is"), Message("user", "go on")]
+
+
+def test_ctrl_c_during_retry_countdown_cancels_the_wait() -> None:
+    provider = FakeProvider()
+    provider.scripts.append([ProviderError("rate_limited", "slow down", provider="fake", retry_after=30)])
+    provider.reply("fine now")
+
+    def sleep(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    h = Harness(provider=provider, session=Session(provider, model="m1", sleep=sleep))
+    run = h.run("hi" + ENTER + "again" + ENTER + CTRL_D)
+    assert run.code == 0
+    assert len(provider.calls) == 2  # no stray retry after the cancel
+    assert isinstance(run.views[0].events[-1], Finish) and run.views[0].events[-1].reason == "interrupted"
+    # The cancelled exchange had no reply text, so it is left out of the next request.
+    assert provider.calls[1].messages == [Message("user", "again")]
+
+
+def test_provider_error_prints_one_line_and_the_loop_goes_on() -> None:
+    provider = FakeProvider()
+    provider.scripts.append([ProviderError("auth", "invalid key sk-abcdefghijkl", provider="fake")])
+    provider.reply("ok")
+    h = Harness(provider=provider)
+    run = h.run("hi" + ENTER + "again" + ENTER + CTRL_D)
+    assert run.code == 0
+    assert "error: fake: invalid key" in run.err
+    assert "sk-abcdefghijkl" not in run.err
+    assert sent(provider) == ["hi", "again"]
+    assert provider.calls[1].messages == [Message("user", "again")]
+
+
+def test_internal_error_in_view_does_not_end_the_chat() -> None:
+    h = Harness()
+
+    def broken_view(session: Session) -> FakeView:
+        raise RuntimeError("boom")
+
+    err = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text("hi" + ENTER + CTRL_D)
+        code = run_repl(h.session or Session(h.provider, model="m"), settings=Settings(), open_view=broken_view,
+                        env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=DummyOutput())
+    assert code == 0
+    assert "internal error: RuntimeError: boom" in err.getvalue()
+
+
+# -- slash commands through the loop ----------------------------------------------------------------
+
+
+def test_retry_regenerates_the_last_reply() -> None:
+    h = Harness()
+    h.provider.reply("first try").reply("second try")
+    h.run("hi" + ENTER + "/retry" + ENTER + CTRL_D)
+    assert h.provider.calls[1].messages == [Message("user", "hi")]
+    assert h.session is not None
+    assert [t.content for t in h.session.turns] == ["hi", "second try"]
+
+
+def test_continue_joins_text_onto_the_partial_reply() -> None:
+    h = Harness()
+    h.provider.reply("The quick brown", reason="length")
+    h.provider.reply(" fox jumps.")
+    run = h.run("story" + ENTER + "/continue" + ENTER + CTRL_D)
+    assert h.session is not None
+    assert [t.content for t in h.session.turns] == ["story", "The quick brown fox jumps."]
+    assert h.session.turns[1].finish_reason == "stop"
+    assert h.provider.calls[1].messages[-1] == Message("user", CONTINUE_PROMPT)
+    assert run.views[1].text == " fox jumps."
+
+
+def test_undo_drops_the_last_exchange() -> None:
+    h = Harness()
+    h.provider.reply("A").reply("B").reply("C")
+    run = h.run("one" + ENTER + "two" + ENTER + "/undo" + ENTER + "three" + ENTER + CTRL_D)
+    assert "dropped the last exchange" in run.err
+    assert h.provider.calls[2].messages == [
+        Message("user", "one"), Message("assistant", "A"), Message("user", "three")]
+
+
+def test_model_switch_keeps_the_history() -> None:
+    other = FakeProvider(name="other")
+    other.reply("from other")
+
+    def resolve(spec: str) -> tuple[Provider, str]:
+        if spec != "other:big":
+            raise UsageError(f"unknown model {spec!r}")
+        return other, "big"
+
+    h = Harness(resolve_model=resolve)
+    h.provider.reply("from first")
+    run = h.run("hi" + ENTER + "/model nope" + ENTER + "/model other:big" + ENTER + "still there?" + ENTER
+                + CTRL_D)
+    assert "unknown model 'nope'" in run.err
+    assert "model: other:big" in run.err
+    assert other.calls[0].model == "big"
+    assert other.calls[0].messages == [
+        Message("user", "hi"), Message("assistant", "from first"), Message("user", "still there?")]
+    assert run.views[1].label == "other:big"
+    assert other.warmed  # the new provider's SDK import was started in the background
+
+
+def test_unknown_command_suggests_the_closest() -> None:
+    h = Harness()
+    run = h.run("/hisotry" + ENTER + "/exitt" + ENTER + CTRL_D)
+    assert "did you mean /history?" in run.err
+    assert "did you mean /exit?" in run.err
+    assert h.provider.calls == []
+
+
+def test_exit_and_quit_commands() -> None:
+    for word in ("/exit", "/quit"):
+        h = Harness()
+        run = h.run(word + ENTER + "never sent" + ENTER)
+        assert run.code == 0
+        assert h.provider.calls == []
+
+
+def test_system_command_sets_the_next_requests_system() -> None:
+    h = Harness()
+    run = h.run("/system" + ENTER + "/system Be terse." + ENTER + "hi" + ENTER + "/system" + ENTER + CTRL_D)
+    assert "no system prompt" in run.err
+    assert h.provider.calls[0].system == "Be terse."
+    assert "Be terse." in run.err
+
+
+# -- warm-up, toolbar, completion, history file -------------------------------------------------------
+
+
+def test_warm_up_starts_after_the_first_prompt_is_drawn() -> None:
+    h = Harness()
+    h.run(CTRL_D)
+    assert h.provider.warmed
+
+
+def test_warm_up_is_not_started_before_the_prompt() -> None:
+    order: list[str] = []
+
+    class Recording(FakeProvider):
+        def warm(self) -> None:
+            order.append("warm")
+
+    provider = Recording()
+    h = Harness(provider=provider, session=Session(provider, model="m"))
+
+    def view(session: Session) -> FakeView:
+        order.append("view")
+        return FakeView()
+
+    class Screen(DummyOutput):
+        def flush(self) -> None:  # the renderer flushes once per drawn frame
+            if "drawn" not in order:
+                order.append("drawn")
+
+    err = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text("hi" + ENTER + CTRL_D)
+        run_repl(h.session or Session(provider, model="m"), settings=Settings(), open_view=view,
+                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=Screen())
+    # Drawn first, then the SDK import, joined before the first reply is shown.
+    assert order == ["drawn", "warm", "view"]
+
+
+def test_toolbar_shows_model_tokens_and_share_of_window() -> None:
+    provider = FakeProvider()
+    provider.scripts.append([TextDelta("ok"), Usage(1500, 500), Finish("stop")])
+    settings = Settings(context_windows={"m1": 8000})
+    h = Harness(provider=provider, settings=settings)
+    from chatcli.repl import Repl
+
+    assert h.session is not None
+    state = ReplState(session=h.session, settings=settings, err=io.StringIO())
+    with create_pipe_input() as pipe:
+        repl = Repl(state, h.view, input=pipe, output=DummyOutput())
+        assert "fake:m1" in repl.toolbar()[0][1]
+        assert "tokens" not in repl.toolbar()[0][1]
+        repl.send("hi")
+        bar = repl.toolbar()[0][1]
+    assert "fake:m1" in bar and "2,000 tokens" in bar and "25% of 8k" in bar
+    assert context_tokens(h.session) == (2000, True)
+
+
+def complete(state: ReplState, text: str) -> list[str]:
+    completer = SlashCompleter(state)
+    return [c.text for c in completer.get_completions(Document(text, len(text)), CompleteEvent(True))]
+
+
+def test_tab_completes_commands_models_and_aliases() -> None:
+    settings = Settings(
+        providers={"openai": ProviderConfig("openai", "openai", default_model="gpt-4o",
+                                            models=("gpt-4o", "gpt-4o-mini")),
+                   "ollama": ProviderConfig("ollama", "openai", models=("llama3",))},
+        aliases={"fast": "openai:gpt-4o-mini"},
+    )
+    state = ReplState(session=Session(FakeProvider(), model="m"), settings=settings)
+    assert complete(state, "/mo") == ["/model"]
+    assert complete(state, "/e") == ["/exit", "/export"]
+    assert complete(state, "/model openai:gpt-4o") == ["openai:gpt-4o", "openai:gpt-4o-mini"]
+    assert "ollama:llama3" in complete(state, "/model ")
+    assert complete(state, "/model fa") == ["fast"]
+    assert complete(state, "hello /mo") == []
+    assert complete(state, "//mo") == []
+
+
+def test_input_history_is_private_and_never_stores_keys(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "input_history"
+    h = Harness(history_path=path)
+    h.run("normal question" + ENTER + "my key is sk-proj-abcdefghijklmnop" + ENTER + CTRL_D)
+    content = path.read_text()
+    assert "normal question" in content
+    assert "sk-proj" not in content
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    # And a later run reads it back (what Up arrow and Ctrl-R walk through).
+    from prompt_toolkit.history import FileHistory
+
+    assert list(FileHistory(str(path)).load_history_strings()) == ["normal question"]
+
+
+def test_history_defaults_to_the_data_dir(tmp_path: Path) -> None:
+    h = Harness(settings=Settings(data_dir=tmp_path / "d"))
+    h.run("remember me" + ENTER + CTRL_D)
+    assert "remember me" in (tmp_path / "d" / "input_history").read_text()
+
+
+def test_exit_names_the_saved_conversation(tmp_path: Path) -> None:
+    from chatcli.store import Store
+
+    store = Store.open(tmp_path / "data")
+    provider = FakeProvider()
+    session = Session(provider, model="m1", recorder=store.recorder())
+    h = Harness(provider=provider, session=session, store=store)
+    run = h.run("hi" + ENTER + CTRL_D)
+    ident = store.list_conversations()[0].id
+    assert f"chatcli -r {ident}" in run.err
+
+
+def test_resume_and_new_through_the_loop(tmp_path: Path) -> None:
+    from chatcli.store import Store
+
+    store = Store.open(tmp_path / "data")
+    provider = FakeProvider()
+    provider.reply("first answer").reply("second answer").reply("resumed answer")
+    session = Session(provider, model="m1", recorder=store.recorder())
+    h = Harness(provider=provider, session=session, store=store)
+    run = h.run("first question" + ENTER + "/new" + ENTER + "second question" + ENTER + CTRL_D)
+    assert provider.calls[1].messages == [Message("user", "second question")]
+    assert "new conversation" in run.err
+    conversations = store.list_conversations()
+    assert len(conversations) == 2
+    first_id = next(c.id for c in conversations if c.title.startswith("first"))
+
+    h2 = Harness(provider=provider, session=Session(provider, model="m1", recorder=store.recorder()),
+                 store=store)
+    run2 = h2.run("/history" + ENTER + f"/resume {first_id[:6]}" + ENTER + "follow up" + ENTER + CTRL_D)
+    assert first_id in run2.err
+    assert f"resumed conversation {first_id}" in run2.err
+    assert provider.calls[2].messages == [
+        Message("user", "first question"), Message("assistant", "first answer"), Message("user", "follow up")]
+    assert [t.content for t in store.load_turns(first_id)][-2:] == ["follow up", "resumed answer"]
+
+
+@pytest.mark.parametrize("keys", ["/history", "/resume abc"])
+def test_history_commands_without_a_store(keys: str) -> None:
+    h = Harness()
+    run = h.run(keys + ENTER + CTRL_D)
+    assert "--no-save" in run.err
+
+
+def test_ctrl_r_searches_the_input_history() -> None:
+    from prompt_toolkit.history import InMemoryHistory
+
+    from chatcli.repl import Repl
+
+    provider = FakeProvider()
+    state = ReplState(session=Session(provider, model="m"), settings=Settings(), err=io.StringIO())
+    history = InMemoryHistory(["what is the capital of France?", "tell me a joke"])
+    with create_pipe_input() as pipe:
+        # Ctrl-R, type part of an old line, Enter accepts the match, Enter sends it.
+        pipe.send_text("\x12capital" + ENTER + ENTER + CTRL_D)
+        Repl(state, lambda s: FakeView(), input=pipe, output=DummyOutput(), history=history).run()
+    assert sent(provider) == ["what is the capital of France?"]
+
+
+def test_no_terminal_answers_the_piped_text_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    import chatcli.repl as repl_module
+
+    monkeypatch.setattr(repl_module, "_terminal", lambda env: None)
+    provider = FakeProvider()
+    views: list[FakeView] = []
+
+    def view(session: Session) -> FakeView:
+        views.append(FakeView())
+        return views[-1]
+
+    err = io.StringIO()
+    env = Environment(stdin=None, stdout=io.StringIO(), stderr=err)
+    code = run_repl(Session(provider, model="m"), settings=Settings(), open_view=view, env=env,
+                    first_message="piped question")
+    assert code == 0 and sent(provider) == ["piped question"] and views[0].text == "ok"
+    assert "no terminal" in err.getvalue()
+    code = run_repl(Session(provider, model="m"), settings=Settings(), open_view=view, env=env)
+    assert code == 2
