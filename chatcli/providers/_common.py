@@ -7,7 +7,6 @@ place and read the same for both wire dialects.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,53 @@ _CONTEXT_MARKERS = ("context_length_exceeded", "exceed_context_size", "prompt is
 
 
 # -- keys and the HTTP client -----------------------------------------------------------------
+
+_insecure_warned: set[str] = set()
+
+
+def is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_base_url(config: ProviderConfig) -> str | None:
+    """The warning for a plain-HTTP `base_url` to a host that is not this machine, when a key or
+    credential headers would travel on it (protocols.md §3.3: "refuse non-HTTPS base_url except
+    for loopback"); None when the URL is fine. A keyless plain-HTTP server on the LAN (Ollama on
+    another box) is not warned about: nothing secret is sent but the conversation itself."""
+    if not config.base_url:
+        return None
+    try:
+        parts = urlsplit(config.base_url)
+        host = parts.hostname or ""
+    except ValueError:  # malformed: reported as an invalid base URL when the client is built
+        return None
+    if parts.scheme.lower() != "http" or is_loopback_host(host):
+        return None
+    if not config.api_key and not config.headers:
+        return None
+    return (f"{config.name}: base_url {clean(config.base_url, config, 100)} is not HTTPS and not this "
+            f"machine: the API key and the conversation travel unencrypted (use https://)")
+
+
+def warn_insecure_base_url(config: ProviderConfig) -> None:
+    """Print `insecure_base_url` once per URL per process (from a provider's constructor, which
+    runs on the main thread before any output)."""
+    message = insecure_base_url(config)
+    if message is None or config.base_url in _insecure_warned:
+        return
+    _insecure_warned.add(config.base_url or "")
+    from chatcli.fsperm import stderr_warn
+
+    stderr_warn(message)
+
 
 
 def key_env(config: ProviderConfig) -> str:
@@ -170,6 +216,8 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
     except ValueError:
         pass
     try:
+        import email.utils  # only for an HTTP-date retry-after; costs ~10 ms at import
+
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
@@ -258,8 +306,18 @@ def classify_status(config: ProviderConfig, *, status: int | None, body: object,
     kind = _kind(status, facts)
     message = _describe(kind, status, clean(facts.message, config), config, model, placeholder_key)
     wait = retry_after(headers) if kind in ("rate_limited", "overloaded", "server") else None
-    return ProviderError(kind, message, provider=config.name, base_url=config.base_url, status=status,
-                         retry_after=wait)
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    # `x-should-retry: false` (OpenAI/Anthropic): the server says a retry cannot help.
+    cls = NoRetryError if lowered.get("x-should-retry", "").strip().lower() == "false" else ProviderError
+    return cls(kind, message, provider=config.name, base_url=config.base_url, status=status, retry_after=wait)
+
+
+class NoRetryError(ProviderError):
+    """A `ProviderError` the server marked `x-should-retry: false`: never retried, whatever its kind."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 def event_error_detail(config: ProviderConfig, *, body: object, etype: str | None = None,

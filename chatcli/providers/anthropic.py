@@ -68,6 +68,7 @@ class AnthropicProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
+        common.warn_insecure_base_url(config)
         self.name = config.name
         self._where = config  # for error messages: config with the effective base URL
         self._client: anthropic.Anthropic | None = None
@@ -81,9 +82,19 @@ class AnthropicProvider:
         """Import the SDK and build the client. A missing key is not raised here (this runs in a
         background thread): `stream()` raises it when the user actually sends something."""
         try:
-            self._get_client()
+            client = self._get_client()
         except ChatCLIError:
             import anthropic  # noqa: F401  (still the slow part worth doing early)
+
+            return
+        # As for OpenAI: the first request would also load the `messages` resource and build the
+        # event models' validators; do it now, off the path of the first reply.
+        from anthropic.types import RawContentBlockDeltaEvent
+
+        _ = client.messages
+        RawContentBlockDeltaEvent.model_validate(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}
+        )
 
     def _get_client(self) -> anthropic.Anthropic:
         with self._lock:
