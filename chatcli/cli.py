@@ -90,6 +90,11 @@ def run(args: "list[str]") -> int:
     _state.debug = "--debug" in args[: args.index("--") if "--" in args else len(args)] or _truthy(
         os.environ.get("CHATCLI_DEBUG"))
     try:
+        if not args:
+            # Bare `chatcli` -- the command people start most -- has nothing to parse: skip Typer,
+            # whose import and per-option pydantic adapters cost ~100-200 ms before the prompt
+            # can be drawn (measured; the prompt target is 250 ms).
+            return _repl(Shared())
         import typer.main
 
         command = typer.main.get_command(_build_app())
