@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
 #: The API requires `max_tokens`. 4096 is within every current model's output limit (some older
 #: models reject more), and long enough for a chat reply; `--max-tokens` raises it.
 DEFAULT_MAX_TOKENS = 4096
+
+#: A stream that sends nothing but `ping` events for this many read timeouts is given up on
+#: (protocols.md A12): pings keep the read timeout from ever firing, so a server that only pings
+#: would hang a piped `chatcli ask` (no spinner there) forever. Real pings come while a long
+#: prompt is processed, so the bound is generous: 5 minutes with the default 60 s timeout.
+PING_IDLE_FACTOR = 5
 
 _STOP: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -107,7 +114,8 @@ class AnthropicProvider:
                 # An explicit api_key also stops the SDK from looking for credentials in the
                 # environment and profile files (it reads them only when none is passed).
                 try:
-                    self._client = anthropic.Anthropic(
+                    self._client = _client_class()(
+                        idle_limit=max(self.config.timeout, 0.0) * PING_IDLE_FACTOR,
                         api_key=key,
                         base_url=self.config.base_url,  # None: the SDK default
                         max_retries=0,  # retries are the session's job: 2.x would sleep out any retry-after
@@ -341,3 +349,58 @@ def _finish(state: _State) -> Finish:
     reason = _STOP.get(raw, "stop")
     detail = state.stop_detail if reason == "content_filter" else None
     return Finish(reason, raw=raw, detail=detail)
+
+
+_CLIENT_CLASS: type | None = None
+
+
+def _client_class() -> Callable[..., anthropic.Anthropic]:
+    """`anthropic.Anthropic` with an idle watchdog in its SSE decoder.
+
+    The SDK drops `ping` events inside its stream iterator, so the provider never sees them; the
+    decoder does. Ours raises `httpx2.ReadTimeout` (handled like any stall) once only pings have
+    arrived for `idle_limit` seconds since the last other event.
+    """
+    global _CLIENT_CLASS
+    import anthropic
+
+    if _CLIENT_CLASS is not None:
+        return _CLIENT_CLASS
+    try:
+        from anthropic._streaming import SSEDecoder
+    except ImportError:  # a future SDK moved it: no watchdog, the SDK's own behaviour
+        class _Plain(anthropic.Anthropic):
+            def __init__(self, *, idle_limit: float = 0.0, **kwargs: Any) -> None:
+                super().__init__(**kwargs)
+
+        _CLIENT_CLASS = _Plain
+        return _CLIENT_CLASS
+
+    import httpx2
+
+    class _Decoder(SSEDecoder):
+        def __init__(self, idle_limit: float) -> None:
+            super().__init__()
+            self._idle_limit = idle_limit
+            self._progress = time.monotonic()
+
+        def decode(self, line: str):  # type: ignore[no-untyped-def]
+            event = super().decode(line)
+            if event is not None:
+                now = time.monotonic()
+                if event.event != "ping":
+                    self._progress = now
+                elif self._idle_limit and now - self._progress > self._idle_limit:
+                    raise httpx2.ReadTimeout(f"only pings for {now - self._progress:.0f}s")
+            return event
+
+    class _Anthropic(anthropic.Anthropic):
+        def __init__(self, *, idle_limit: float = 0.0, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._chatcli_idle_limit = idle_limit
+
+        def _make_sse_decoder(self):  # type: ignore[no-untyped-def]
+            return _Decoder(self._chatcli_idle_limit)
+
+    _CLIENT_CLASS = _Anthropic
+    return _CLIENT_CLASS

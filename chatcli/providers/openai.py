@@ -67,6 +67,7 @@ class OpenAIProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
+        common.warn_insecure_base_url(config)
         self.name = config.name
         self._where = config  # for error messages: config with the effective base URL
         self._client: openai.OpenAI | None = None
@@ -85,9 +86,21 @@ class OpenAIProvider:
         """Import the SDK and build the client. A missing key is not raised here (this runs in a
         background thread): `stream()` raises it when the user actually sends something."""
         try:
-            self._get_client()
+            client = self._get_client()
         except ChatCLIError:
             import openai  # noqa: F401  (still the slow part worth doing early)
+
+            return
+        # The SDK defers more than its import: the first request also loads the `chat` resource
+        # (~240 ms measured) and builds the chunk model's validators (~80 ms). Do both now, so the
+        # first reply's time to first byte matches the second's.
+        from openai.types.chat import ChatCompletionChunk
+
+        _ = client.chat.completions
+        ChatCompletionChunk.model_validate(
+            {"id": "warm", "object": "chat.completion.chunk", "created": 0, "model": "warm",
+             "choices": [{"index": 0, "delta": {"role": "assistant", "content": "x"}, "finish_reason": None}]}
+        )
 
     def _get_client(self) -> openai.OpenAI:
         with self._lock:
@@ -98,7 +111,7 @@ class OpenAIProvider:
 
                 self._placeholder_key = not self.config.api_key
                 try:
-                    self._client = openai.OpenAI(
+                    self._client = _client_class()(
                         api_key=key,
                         base_url=self.config.base_url,  # None: the SDK default
                         max_retries=0,  # retries are the session's job, visible and capped
@@ -328,3 +341,40 @@ def _sdk_message(exc: Any) -> str:
     if message.startswith("Error code:"):
         return message.split(" - ", 1)[1] if " - " in message else ""
     return message
+
+
+_CLIENT_CLASS: type | None = None
+
+
+def _client_class() -> type[openai.OpenAI]:
+    """`openai.OpenAI` whose SSE decoder follows the SSE spec on empty events.
+
+    The SDK's decoder dispatches an event with an EMPTY data buffer once an `id:` field was seen
+    (it keeps `last_event_id` set), so a `: keep-alive` comment after an event with an id becomes
+    an empty `data` that the SDK then feeds to `json.loads` -> "malformed stream". The spec
+    (html.spec.whatwg.org, "dispatch the event": "If the data buffer is an empty string, ...
+    return") never dispatches such an event; this decoder drops it.
+    """
+    global _CLIENT_CLASS
+    import openai
+
+    if _CLIENT_CLASS is None:
+        try:
+            from openai._streaming import SSEDecoder
+        except ImportError:  # a future SDK moved it: keep its own behaviour
+            _CLIENT_CLASS = openai.OpenAI
+            return _CLIENT_CLASS
+
+        class _Decoder(SSEDecoder):
+            def decode(self, line: str):  # type: ignore[no-untyped-def]
+                event = super().decode(line)
+                if event is not None and not event.data and not event.event:
+                    return None
+                return event
+
+        class _OpenAI(openai.OpenAI):
+            def _make_sse_decoder(self):  # type: ignore[no-untyped-def]
+                return _Decoder()
+
+        _CLIENT_CLASS = _OpenAI
+    return _CLIENT_CLASS
