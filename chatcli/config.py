@@ -118,7 +118,17 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         values = dotenv_values(path, interpolate=False, encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the .env file: {exc.__class__.__name__}", path=str(path)) from None
-    return {k: v for k, v in values.items() if v is not None}
+    found = {k: v for k, v in values.items() if v is not None}
+    if any(_CREDENTIAL.search(name) for name in found):
+        # A .env with a key in it is a key file: warn if others can read it (as ssh does). A
+        # project .env without credentials is ordinary at 0644 and is left alone.
+        from chatcli.fsperm import check_private
+
+        check_private(path)
+    return found
+
+
+_CREDENTIAL = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD)")
 
 
 def merged_environ(environ: Mapping[str, str], cwd: Path, explicit_config: Path | None = None
@@ -574,6 +584,12 @@ def load(environ: Mapping[str, str], cwd: Path, overrides: Overrides | None = No
         debug=debug,
         missing_env=missing_env,
     )
+    if file is not None:
+        from chatcli.fsperm import check_private
+
+        # After validation, so an invalid file still gives exactly one error line. Headers may
+        # hold literal secrets; `config init` writes the file 0600.
+        check_private(path)
     return Loaded(settings=settings, environ=merged, config_exists=exists)
 
 

@@ -239,6 +239,7 @@ def play(case: Case, root: Path) -> Played:
         if case.config is not None:
             cfg = home / "config.toml"
             cfg.write_text(case.config.replace("{url}", server.url))
+            cfg.chmod(0o600)  # as `chatcli config init` writes it: a 0644 config is warned about (K2)
             extra["CHATCLI_CONFIG"] = str(cfg)
         env = chat_env(home, server=server, extra=extra)
         result = run_chatcli(case.args, env=env, stdin=case.stdin, timeout=case.timeout)
