@@ -5,9 +5,9 @@ Rules that hold after every turn, complete or not:
 
 * every user turn is recorded the moment it is sent, every reply the moment it ends —
   complete, partial, interrupted or failed — so a crash loses at most the reply in flight;
-* a request is built only from exchanges whose reply has text: a failed or empty reply (and the
-  user message it answered) stays in the store but is left out of requests, so roles always
-  alternate user/assistant for both APIs;
+* a request that fails (or is stopped) before any content leaves no assistant turn at all, in
+  memory or in the store; a request is built only from exchanges whose reply has text, so a
+  user message left unanswered is skipped and roles always alternate user/assistant for both APIs;
 * retries happen only before the first content event, each wait visible as `Retrying` events
   (one a second, with the time left) and cancellable by Ctrl-C, capped by `retry_cap`.
 """
@@ -293,12 +293,17 @@ class Session:
             failure = exc
             raise
         finally:
-            self._settle(reply, finish, failure, started, got_content, joiner)
+            self._settle(reply, finish, failure, started, continuing, got_content, joiner)
 
-    def _settle(self, reply: Turn, finish: Finish | None, failure: BaseException | None,
-                started: float, got_content: bool, joiner: _OverlapJoiner | None) -> None:
+    def _settle(self, reply: Turn, finish: Finish | None, failure: BaseException | None, started: float,
+                continuing: Turn | None, got_content: bool, joiner: _OverlapJoiner | None) -> None:
         if joiner is not None and finish is None:
             reply.content += joiner.flush()
+        if finish is None and continuing is None and not got_content:
+            # Failed or stopped before any content: no empty assistant turn is kept or stored.
+            # The user turn stays (saved, and re-sent by /retry); requests skip it until answered.
+            self.turns.remove(reply)
+            return
         if finish is None:
             if isinstance(failure, (KeyboardInterrupt, GeneratorExit)):
                 finish = Finish("interrupted", detail="stopped by the user")

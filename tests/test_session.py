@@ -100,8 +100,10 @@ def test_failed_request_leaves_history_valid() -> None:
     # the failed exchange is stored but not sent: roles alternate, no empty assistant message
     assert [(m.role, m.content) for m in fake.calls[-1].messages] == [
         ("user", "first"), ("assistant", "one"), ("user", "third")]
-    assert ("assistant", "", "error") in rec.log
-    assert [t.role for t in session.turns] == ["user", "assistant"] * 3
+    # no empty assistant turn anywhere: the unanswered user message is kept, then skipped
+    assert [(r, c) for r, c, _ in rec.log] == [("user", "first"), ("assistant", "one"), ("user", "broken"),
+                                             ("user", "third"), ("assistant", "two")]
+    assert [t.role for t in session.turns] == ["user", "assistant", "user", "user", "assistant"]
 
 
 def test_retry_before_first_token_with_visible_countdown() -> None:
@@ -189,7 +191,8 @@ def test_interrupt_during_retry_wait() -> None:
     session = Session(fake, model="m", sleep=sleep, recorder=rec)
     finish = run_turn(session.send("q"), RecordingView())
     assert finish.reason == "interrupted" and len(fake.calls) == 1
-    assert rec.log[-1] == ("assistant", "", "interrupted")
+    assert rec.log == [("user", "q", None)]  # no empty interrupted reply is stored
+    assert [t.role for t in session.turns] == ["user"]
 
 
 def test_continue_with_prefill_appends_to_same_turn() -> None:
@@ -294,3 +297,22 @@ def test_continue_with_prefill_does_not_double_whitespace() -> None:
     list(session.continue_())
     assert fake.calls[-1].messages[-1] == Message("assistant", "Intro:")
     assert session.last_reply is not None and session.last_reply.content == "Intro:\n\nBody."
+
+
+def test_retry_after_a_failure_resends_the_unanswered_message() -> None:
+    fake = FakeProvider(scripts=[[err("auth")], [TextDelta("now it works"), Finish("stop")]])
+    session = Session(fake, model="m")
+    with pytest.raises(ProviderError):
+        drain(session, "hello")
+    list(session.retry())
+    assert [(m.role, m.content) for m in fake.calls[-1].messages] == [("user", "hello")]
+    assert [(t.role, t.content) for t in session.turns] == [("user", "hello"), ("assistant", "now it works")]
+
+
+def test_provider_finished_reply_without_text_is_kept() -> None:
+    fake = FakeProvider(scripts=[[Finish("content_filter", raw="refusal", detail="I can't help with that")]])
+    rec = ListRecorder()
+    session = Session(fake, model="m", recorder=rec)
+    drain(session, "q")
+    assert rec.log[-1] == ("assistant", "", "content_filter")
+    assert session.last_reply is not None and session.last_reply.finish_detail == "I can't help with that"
