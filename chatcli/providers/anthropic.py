@@ -18,15 +18,15 @@ quirks handled here (notes/protocols.md §1.2, §1.3):
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from chatcli.errors import ChatCLIError, ProviderError
+from chatcli.errors import ProviderError
 from chatcli.events import Event, Finish, FinishReason, Message, ReasoningDelta, TextDelta, Usage
 from chatcli.providers import _common as common
+from chatcli.providers._client import SDKClientProvider
 
 if TYPE_CHECKING:
     import anthropic
@@ -70,71 +70,39 @@ class _State:
         return Usage(self.input_tokens, self.output_tokens)
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
+    sdk_module = "anthropic"
     supports_prefill = True  # a trailing assistant message is continued by the model
 
     def __init__(self, config: ProviderConfig) -> None:
-        self.config = config
-        common.warn_insecure_base_url(config)
-        self.name = config.name
-        self._where = config  # for error messages: config with the effective base URL
-        self._client: anthropic.Anthropic | None = None
-        self._lock = threading.Lock()
-        self._placeholder_key = False
+        super().__init__(config)
         self._send_temperature = True
 
     # -- client -----------------------------------------------------------------------------
 
-    def warm(self) -> None:
-        """Import the SDK and build the client. A missing key is not raised here (this runs in a
-        background thread): `stream()` raises it when the user actually sends something."""
-        try:
-            client = self._get_client()
-        except ChatCLIError:
-            import anthropic  # noqa: F401  (still the slow part worth doing early)
+    def _build(self, key: str) -> anthropic.Anthropic:
+        import anthropic
 
-            return
+        # An explicit api_key also stops the SDK from looking for credentials in the
+        # environment and profile files (it reads them only when none is passed).
+        return anthropic.Anthropic(
+            api_key=key,
+            base_url=self.config.base_url,  # None: the SDK default
+            max_retries=0,  # retries are the session's job: 2.x would sleep out any retry-after
+            timeout=common.timeout(self.config),
+            default_headers=common.default_headers(self.config),
+            http_client=common.http_client(anthropic.DefaultHttpxClient, self.config),
+        )
+
+    def _prime(self, client: anthropic.Anthropic) -> None:
         # As for OpenAI: the first request would also load the `messages` resource and build the
-        # event models' validators; do it now, off the path of the first reply.
+        # event models' validators.
         from anthropic.types import RawContentBlockDeltaEvent
 
         _ = client.messages
         RawContentBlockDeltaEvent.model_validate(
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}
         )
-
-    def _get_client(self) -> anthropic.Anthropic:
-        with self._lock:
-            if self._client is None:
-                key = common.api_key(self.config)
-                import anthropic
-                import httpx2
-
-                self._placeholder_key = not self.config.api_key
-                # An explicit api_key also stops the SDK from looking for credentials in the
-                # environment and profile files (it reads them only when none is passed).
-                try:
-                    self._client = _client_class()(
-                        idle_limit=max(self.config.timeout, 0.0) * PING_IDLE_FACTOR,
-                        api_key=key,
-                        base_url=self.config.base_url,  # None: the SDK default
-                        max_retries=0,  # retries are the session's job: 2.x would sleep out any retry-after
-                        timeout=common.timeout(self.config),
-                        default_headers=common.default_headers(self.config),
-                        http_client=common.http_client(anthropic.DefaultHttpxClient, self.config),
-                    )
-                except httpx2.InvalidURL as exc:
-                    raise common.invalid_base_url(self.config, exc) from None
-                if not self.config.base_url:  # name the SDK's default URL in error messages
-                    self._where = replace(self.config, base_url=str(self._client.base_url).rstrip("/"))
-            return self._client
-
-    def close(self) -> None:
-        """Release pooled connections (tests; the CLI simply exits)."""
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
 
     # -- streaming --------------------------------------------------------------------------
 

@@ -19,14 +19,14 @@ The SDK (`openai` 3.x on `httpx2`) is imported on first use only. Wire quirks ha
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from chatcli.errors import ChatCLIError, ProviderError
+from chatcli.errors import ProviderError
 from chatcli.events import Event, Finish, FinishReason, Message, ReasoningDelta, TextDelta, Usage
 from chatcli.providers import _common as common
+from chatcli.providers._client import SDKClientProvider
 
 if TYPE_CHECKING:
     import openai
@@ -62,17 +62,12 @@ class _State:
     usage: Usage | None = None
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
+    sdk_module = "openai"
     supports_prefill = False  # Chat Completions has no assistant prefill
 
     def __init__(self, config: ProviderConfig) -> None:
-        self.config = config
-        common.warn_insecure_base_url(config)
-        self.name = config.name
-        self._where = config  # for error messages: config with the effective base URL
-        self._client: openai.OpenAI | None = None
-        self._lock = threading.Lock()
-        self._placeholder_key = False
+        super().__init__(config)
         # Adapted after a server rejects a parameter, for the life of this provider:
         self._include_usage = config.include_usage
         # `max_tokens`, not `max_completion_tokens`: every compatible server understands the
@@ -82,18 +77,21 @@ class OpenAIProvider:
 
     # -- client -----------------------------------------------------------------------------
 
-    def warm(self) -> None:
-        """Import the SDK and build the client. A missing key is not raised here (this runs in a
-        background thread): `stream()` raises it when the user actually sends something."""
-        try:
-            client = self._get_client()
-        except ChatCLIError:
-            import openai  # noqa: F401  (still the slow part worth doing early)
+    def _build(self, key: str) -> openai.OpenAI:
+        import openai
 
-            return
+        return _client_class()(
+            api_key=key,
+            base_url=self.config.base_url,  # None: the SDK default
+            max_retries=0,  # retries are the session's job, visible and capped
+            timeout=common.timeout(self.config),
+            default_headers=common.default_headers(self.config),
+            http_client=common.http_client(openai.DefaultHttpxClient, self.config),
+        )
+
+    def _prime(self, client: openai.OpenAI) -> None:
         # The SDK defers more than its import: the first request also loads the `chat` resource
-        # (~240 ms measured) and builds the chunk model's validators (~80 ms). Do both now, so the
-        # first reply's time to first byte matches the second's.
+        # (~240 ms measured) and builds the chunk model's validators (~80 ms).
         from openai.types.chat import ChatCompletionChunk
 
         _ = client.chat.completions
@@ -101,36 +99,6 @@ class OpenAIProvider:
             {"id": "warm", "object": "chat.completion.chunk", "created": 0, "model": "warm",
              "choices": [{"index": 0, "delta": {"role": "assistant", "content": "x"}, "finish_reason": None}]}
         )
-
-    def _get_client(self) -> openai.OpenAI:
-        with self._lock:
-            if self._client is None:
-                key = common.api_key(self.config)
-                import httpx2
-                import openai
-
-                self._placeholder_key = not self.config.api_key
-                try:
-                    self._client = _client_class()(
-                        api_key=key,
-                        base_url=self.config.base_url,  # None: the SDK default
-                        max_retries=0,  # retries are the session's job, visible and capped
-                        timeout=common.timeout(self.config),
-                        default_headers=common.default_headers(self.config),
-                        http_client=common.http_client(openai.DefaultHttpxClient, self.config),
-                    )
-                except httpx2.InvalidURL as exc:
-                    raise common.invalid_base_url(self.config, exc) from None
-                if not self.config.base_url:  # name the SDK's default URL in error messages
-                    self._where = replace(self.config, base_url=str(self._client.base_url).rstrip("/"))
-            return self._client
-
-    def close(self) -> None:
-        """Release pooled connections (tests; the CLI simply exits)."""
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
 
     # -- streaming --------------------------------------------------------------------------
 
