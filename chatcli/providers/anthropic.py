@@ -85,7 +85,8 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
 
         # An explicit api_key also stops the SDK from looking for credentials in the
         # environment and profile files (it reads them only when none is passed).
-        return anthropic.Anthropic(
+        return _client_class()(
+            idle_limit=max(self.config.timeout, 0.0) * PING_IDLE_FACTOR,
             api_key=key,
             base_url=self.config.base_url,  # None: the SDK default
             max_retries=0,  # retries are the session's job: 2.x would sleep out any retry-after
@@ -100,9 +101,9 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
         from anthropic.types import RawContentBlockDeltaEvent
 
         _ = client.messages
-        RawContentBlockDeltaEvent.model_validate(
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}
-        )
+        sample: dict[str, Any] = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}
+        RawContentBlockDeltaEvent.model_validate(sample)
+        RawContentBlockDeltaEvent.construct(**sample)  # what the SDK does per event: fills its field caches
 
     # -- streaming --------------------------------------------------------------------------
 

@@ -95,10 +95,11 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
         from openai.types.chat import ChatCompletionChunk
 
         _ = client.chat.completions
-        ChatCompletionChunk.model_validate(
-            {"id": "warm", "object": "chat.completion.chunk", "created": 0, "model": "warm",
-             "choices": [{"index": 0, "delta": {"role": "assistant", "content": "x"}, "finish_reason": None}]}
-        )
+        sample: dict[str, Any] = {"id": "warm", "object": "chat.completion.chunk", "created": 0, "model": "warm",
+                  "choices": [{"index": 0, "delta": {"role": "assistant", "content": "x"}, "finish_reason": None}],
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        ChatCompletionChunk.model_validate(sample)
+        ChatCompletionChunk.construct(**sample)  # what the SDK does per chunk: fills its field caches
 
     # -- streaming --------------------------------------------------------------------------
 
