@@ -53,7 +53,6 @@ Behaviour (SPEC.md "The REPL"):
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 import traceback
 from collections.abc import Callable, Generator, Iterable
@@ -313,11 +312,12 @@ class Warmer:
 def _warm(provider: Provider) -> None:
     with contextlib.suppress(Exception):
         provider.warm()
-    # The view's markdown stack (markdown-it, pygments via rich.syntax) is the other big import on
-    # the first reply's path.
-    for module in ("chatcli.render.panel", "rich.markdown", "rich.syntax"):
-        with contextlib.suppress(Exception):
-            importlib.import_module(module)
+    # The view's markdown stack (markdown-it, Rich, Pygments) and its first-use costs are the other
+    # big part of the first reply's path: draw a sample reply once, off screen.
+    from chatcli.render import prime
+
+    with contextlib.suppress(Exception):
+        prime()
 
 
 # -- context share for the toolbar ------------------------------------------------------------------

@@ -86,6 +86,37 @@ def open_view(*, out: TextIO, err: TextIO, mode: ViewMode, label: str = "",
                      no_color=no_color, code_theme=code_theme, color_system=_color_system(out), clock=clock)
 
 
+_PRIME_SAMPLE = (
+    "# Title\n\nSome **bold**, `code` and a [link](https://example.invalid).\n\n- one\n- two\n\n"
+    "```python\ndef f(x):\n    return x * 2\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+)
+
+
+def prime() -> None:
+    """Draw a small reply through a real panel into a private buffer, once.
+
+    Importing the markdown stack is not all the first reply pays: Rich's console and theme setup,
+    the first markdown-it parse, Pygments' lexer compilation and the painter's first frame are
+    first-use costs too (~100 ms measured in the REPL). The REPL calls this from its warm-up
+    thread while the user types, so the first reply's first frame costs what every later one does.
+    """
+    import io
+
+    from chatcli.events import Finish, TextDelta
+    from chatcli.render.blocks import warm_highlighting
+    from chatcli.render.panel import PanelView
+
+    warm_highlighting()
+    view = PanelView(io.StringIO(), io.StringIO(), size=lambda: (100, 40), label="warm", threaded=False,
+                     spinner=False, err_tty=False)
+    try:
+        for line in _PRIME_SAMPLE.splitlines(keepends=True):
+            view.feed(TextDelta(line))
+        view.feed(Finish("stop"))
+    finally:
+        view.close()
+
+
 def render_markdown_once(text: str, out: TextIO, *, mode: ViewMode, width: int | None = None,
                          label: str = "", no_color: bool | None = None, code_theme: str = "monokai") -> None:
     """Show a stored reply: sanitized, as a bordered markdown panel (`markdown`) or raw (`plain`).

@@ -70,9 +70,11 @@ def _lexer(name: str) -> Any:  # a pygments Lexer (pygments ships no type stubs)
     return lexer if lexer is not None else name
 
 
+@functools.lru_cache(maxsize=1)
 def warm_highlighting() -> None:
     """Compile the most common lexers' regexes now (Pygments does it on first use: ~0.2 s for
-    Python, which would otherwise land in the first frame that shows a code fence)."""
+    Python, which would otherwise land in the first frame that shows a code fence). Runs once per
+    process, whoever calls it first: `render.prime()` in the REPL's warm-up, or a panel's ticker."""
     for name in ("python", "bash", "json"):
         lexer = _lexer(name)
         if not isinstance(lexer, str):

@@ -46,7 +46,6 @@ from chatcli.render.sanitize import StreamSanitizer, sanitize_line
 SizeGetter = Callable[[], tuple[int, int]]  # (columns, rows)
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 MIN_CONTENT_WIDTH = 20
-_warmed = False  # Pygments lexers compiled (once per process)
 
 
 def content_width(cols: int) -> int:
@@ -254,12 +253,10 @@ class PanelView:
                 self._safe_frame()
 
     def _run(self) -> None:
-        global _warmed
-        if not _warmed:
-            # While the request is in flight (time to first token), outside the lock.
-            _warmed = True
-            with contextlib.suppress(Exception):  # only an optimisation
-                warm_highlighting()
+        # While the request is in flight (time to first token), outside the lock; a no-op once done
+        # (the REPL's warm-up usually did it while the user typed).
+        with contextlib.suppress(Exception):  # only an optimisation
+            warm_highlighting()
         with self._cond:
             while not self._stop:
                 if self._dirty and not self._finalized:
