@@ -202,14 +202,18 @@ def show_cmd(store: Store, conv_id: str, out: TextIO, *,
     return conversation
 
 
-def partial_mark(turn: Turn) -> str | None:
-    """'⚠ partial reply: …' for an assistant turn that did not end with `stop`, else None."""
+def partial_mark(turn: Turn, *, raw: bool = False) -> str | None:
+    """'⚠ partial reply: …' for an assistant turn that did not end with `stop`, else None.
+
+    For a terminal the detail is sanitized and cut to 200 characters; `raw` (exports to files and
+    pipes) keeps the stored text whole, with only its whitespace folded onto one line."""
     if not turn.partial:
         return None
     reason = turn.finish_reason or "incomplete"
     text = f"⚠ partial reply ({reason}): {PARTIAL_LABELS.get(reason, reason)}"
     if turn.finish_detail:
-        text += f" — {_one_line(turn.finish_detail, 200)}"
+        detail = " ".join(turn.finish_detail.split()) if raw else _one_line(turn.finish_detail, 200)
+        text += f" — {detail}"
     return text
 
 
@@ -259,20 +263,11 @@ def to_markdown(conversation: Conversation, turns: Sequence[Turn]) -> str:
             lines += ["", "## You", "", turn.content]
             continue
         lines += ["", f"## Assistant ({_model(turn.provider, turn.model)})", "", turn.content]
-        mark = _raw_partial_mark(turn)
+        mark = partial_mark(turn, raw=True)
         if mark:
             lines += ["", f"> {mark}"]
     return "\n".join(lines) + "\n"
 
-
-def _raw_partial_mark(turn: Turn) -> str | None:
-    if not turn.partial:
-        return None
-    reason = turn.finish_reason or "incomplete"
-    text = f"⚠ partial reply ({reason}): {PARTIAL_LABELS.get(reason, reason)}"
-    if turn.finish_detail:
-        text += f" — {' '.join(turn.finish_detail.split())}"
-    return text
 
 
 def to_json(conversation: Conversation, turns: Sequence[Turn]) -> str:
