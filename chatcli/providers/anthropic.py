@@ -101,7 +101,8 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
         from anthropic.types import RawContentBlockDeltaEvent
 
         _ = client.messages
-        sample: dict[str, Any] = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}
+        sample: dict[str, Any] = {"type": "content_block_delta", "index": 0,
+                                  "delta": {"type": "text_delta", "text": "x"}}
         RawContentBlockDeltaEvent.model_validate(sample)
         RawContentBlockDeltaEvent.construct(**sample)  # what the SDK does per event: fills its field caches
 
