@@ -97,6 +97,7 @@ class ProviderError(ChatCLIError):
                  status: int | None = None, retry_after: float | None = None) -> None:
         where = provider + (f" ({base_url})" if base_url else "")
         super().__init__(f"{where}: {message}")
+        self.cause = message  # without the "provider (url): " prefix, for lines that name it already
         self.kind: ErrorKind = kind
         self.provider = provider
         self.base_url = base_url

@@ -281,11 +281,11 @@ class Session:
                     if delay > self.retry_policy.cap:
                         raise ProviderError(
                             exc.kind,
-                            f"{_short(exc)}; the server asks to wait {delay:.0f}s, longer than the "
+                            f"{exc.cause}; the server asks to wait {delay:.0f}s, longer than the "
                             f"{self.retry_policy.cap:.0f}s retry cap — try again later",
                             provider=exc.provider, base_url=exc.base_url, status=exc.status,
                         ) from exc
-                    yield from self._wait(attempt, delay, _short(exc))
+                    yield from self._wait(attempt, delay, exc.cause)
             if finish is None:
                 finish = Finish("incomplete", detail="the stream ended without a finish signal")
                 yield finish
@@ -356,12 +356,6 @@ def _closing(events: Iterator[Event]) -> Iterator[Iterator[Event]]:
         close = getattr(events, "close", None)
         if close is not None:
             close()
-
-
-def _short(exc: ProviderError) -> str:
-    """The error message without the "provider (url): " prefix, for a countdown line."""
-    prefix = exc.provider + (f" ({exc.base_url})" if exc.base_url else "") + ": "
-    return exc.message[len(prefix):] if exc.message.startswith(prefix) else exc.message
 
 
 class _OverlapJoiner:
