@@ -151,10 +151,11 @@ def _truthy(value: "str | None") -> bool:
 
 def _secrets() -> "tuple[str, ...]":
     """Known keys plus anything in the environment named like a credential."""
+    from chatcli.redact import is_credential_name
+
     found = list(_state.secrets)
     for name, value in os.environ.items():
-        upper = name.upper()
-        if value and len(value) >= 8 and any(w in upper for w in ("KEY", "TOKEN", "SECRET", "PASSWORD")):
+        if value and len(value) >= 8 and is_credential_name(name):
             found.append(value)
     return tuple(found)
 

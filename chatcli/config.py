@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from chatcli.errors import ConfigError, NoProviderError, UsageError
-from chatcli.redact import Secret, mask
+from chatcli.redact import Secret, is_credential_name, mask
 from chatcli.settings import ProviderConfig, ProviderType, RenderMode, Settings
 
 APP = "chatcli"
@@ -119,7 +119,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the .env file: {exc.__class__.__name__}", path=str(path)) from None
     found = {k: v for k, v in values.items() if v is not None}
-    if any(_CREDENTIAL.search(name) for name in found):
+    if any(is_credential_name(name) for name in found):
         # A .env with a key in it is a key file: warn if others can read it (as ssh does). A
         # project .env without credentials is ordinary at 0644 and is left alone.
         from chatcli.fsperm import check_private
@@ -127,8 +127,6 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         check_private(path)
     return found
 
-
-_CREDENTIAL = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD)")
 
 
 def merged_environ(environ: Mapping[str, str], cwd: Path, explicit_config: Path | None = None

@@ -17,6 +17,14 @@ _PATTERNS = [
 ]
 
 
+_CREDENTIAL_NAME = re.compile(r"(?i)KEY|TOKEN|SECRET|PASSWORD")
+
+
+def is_credential_name(name: str) -> bool:
+    """Whether an environment/.env variable name says it holds a credential (`GATEWAY_TOKEN`, …)."""
+    return _CREDENTIAL_NAME.search(name) is not None
+
+
 def mask(value: str) -> str:
     """`sk-…abcd`: enough to tell keys apart, never enough to use one."""
     if not value:

@@ -32,3 +32,12 @@ def test_redact_known_values_and_key_shapes() -> None:
 def test_redact_leaves_ordinary_text_alone() -> None:
     text = "the model said: skip this, ask later; authorization is needed"
     assert redact(text) == text
+
+
+def test_credential_names() -> None:
+    from chatcli.redact import is_credential_name
+
+    for name in ("OPENAI_API_KEY", "gateway_token", "DB_PASSWORD", "MY_SECRET"):
+        assert is_credential_name(name), name
+    for name in ("OPENAI_BASE_URL", "HOME", "CHATCLI_MODEL"):
+        assert not is_credential_name(name), name
