@@ -61,12 +61,10 @@ def _check_clean(pty: Pty) -> None:
     assert_no_secret(pty.transcript, where="pty transcript")
 
 
-def test_U1_U4_ctrl_c_mid_stream_then_next_turn(server: SSEServer, tmp_path: Path) -> None:
-    """U1: Ctrl-C once mid-stream -> stream closed (server sees the disconnect), partial kept as
-    `interrupted`, back at the prompt. U4: the next request is valid: user / assistant(partial) /
-    user, no empty or whitespace-ended assistant message."""
-    server.add(_stalling(["Partial ", "reply "]), Reply.sse(openai_chunks(["Second ", "answer"])))
-    pty = Pty(["-m", OPENAI_MODEL], chat_env(tmp_path, server=server))
+def _interrupt_then_ask_again(server: SSEServer, tmp_path: Path, model: str) -> None:
+    """In the REPL: ask, Ctrl-C once the first reply streams, ask again, Ctrl-D. Asserts the stream
+    was closed at once, the second reply arrived, exit 0 and a clean terminal."""
+    pty = Pty(["-m", model], chat_env(tmp_path, server=server))
     try:
         pty.expect(PROMPT)
         pty.send(b"first question\r")
@@ -85,6 +83,14 @@ def test_U1_U4_ctrl_c_mid_stream_then_next_turn(server: SSEServer, tmp_path: Pat
         pty.kill()
     assert code == 0
     _check_clean(pty)
+
+
+def test_U1_U4_ctrl_c_mid_stream_then_next_turn(server: SSEServer, tmp_path: Path) -> None:
+    """U1: Ctrl-C once mid-stream -> stream closed (server sees the disconnect), partial kept as
+    `interrupted`, back at the prompt. U4: the next request is valid: user / assistant(partial) /
+    user, no empty or whitespace-ended assistant message."""
+    server.add(_stalling(["Partial ", "reply "]), Reply.sse(openai_chunks(["Second ", "answer"])))
+    _interrupt_then_ask_again(server, tmp_path, OPENAI_MODEL)
     assert server.disconnects == [0]
     assert _summary(tmp_path) == [
         ("user", "first question", None),
@@ -105,23 +111,7 @@ def test_U1_anthropic_next_request_has_no_trailing_whitespace(server: SSEServer,
     empty content never is)."""
     events = anthropic_events(["Partial ", "reply "], stop_reason=None)[:-1]
     server.add(Reply.sse(events, stall=9), Reply.sse(anthropic_events(["Second ", "answer"])))
-    pty = Pty(["-m", ANTHROPIC_MODEL], chat_env(tmp_path, server=server))
-    try:
-        pty.expect(PROMPT)
-        pty.send(b"first question\r")
-        pty.expect(b"reply")
-        pty.send(CTRL_C)
-        assert server.wait_disconnect(5)
-        pty.expect(PROMPT)
-        pty.send(b"second question\r")
-        pty.expect(b"answer")
-        pty.expect(PROMPT)
-        pty.send(CTRL_D)
-        code = pty.finish()
-    finally:
-        pty.kill()
-    assert code == 0
-    _check_clean(pty)
+    _interrupt_then_ask_again(server, tmp_path, ANTHROPIC_MODEL)
     messages = server.requests[1].json["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"], messages
     for m in messages:
