@@ -16,6 +16,8 @@ from chatcli.events import Event, Finish, Message, ReasoningDelta, Retrying, Tex
 from chatcli.providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicProvider
 from chatcli.redact import Secret
 from chatcli.settings import ProviderConfig
+from tests import provider_checks
+from tests.provider_checks import finish_of, text_of
 from tests.sse_server import (
     Reply,
     Sleep,
@@ -82,25 +84,10 @@ def run(p: AnthropicProvider, messages: list[Message] | None = None, **kw: Any) 
     return list(p.stream(messages or HELLO, **kw))
 
 
-def text_of(events: list[Any]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def finish_of(events: list[Event]) -> Finish:
-    finishes = [e for e in events if isinstance(e, Finish)]
-    assert len(finishes) == 1 and events[-1] is finishes[0], events
-    return finishes[0]
 
 
 def expect_error(p: AnthropicProvider, kind: str, **kw: Any) -> ProviderError:
-    with pytest.raises(ProviderError) as info:
-        run(p, **kw)
-    err = info.value
-    assert err.kind == kind, err.message
-    assert CANARY not in str(err) and "0123456789abcdef" not in str(err)
-    assert "\n" not in str(err)
-    assert str(err).startswith("anthropic")
-    return err
+    return provider_checks.expect_error(lambda: run(p, **kw), kind, canary=CANARY, provider="anthropic")
 
 
 def head(texts: list[str]) -> list[bytes]:
