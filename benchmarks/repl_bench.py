@@ -81,6 +81,9 @@ def one_run(exe: str, server: SSEServer, home: Path, typing: float, index: int,
     env = dict(env_for(server, home), CHATCLI_MODEL="openai:gpt-bench")
     child = pexpect.spawn(exe, list(argv), env=env, dimensions=(30, 100),
                           encoding="utf-8", codec_errors="replace", timeout=30)
+    # pexpect sleeps 50 ms before every send() by default (delaybeforesend): that would be inside
+    # every TTFB figure below, swamping the differences the bench is there to show.
+    child.delaybeforesend = None
     try:
         wait_prompt(child)
         to_prompt = time.perf_counter() - started
