@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chatcli.errors import ProviderError
-from chatcli.events import Event, Finish, TextDelta
+from chatcli.events import Event, Finish, Message, TextDelta
 
 
 def text_of(events: Sequence[Any]) -> str:
@@ -32,3 +32,30 @@ def expect_error(call: Callable[[], object], kind: str, *, canary: str, provider
     assert "\n" not in str(err)
     assert str(err).startswith(provider)
     return err
+
+
+def check_rehearsal(provider: Any, server: Any, reply: Any, canary: str) -> None:
+    """`warm()` plays one whole reply through the real SDK in memory (`rehearsed`), sends nothing
+    to the server, and the first real request after it is sent and answered as usual."""
+    provider.warm()
+    assert provider.rehearsed, "the warm-up rehearsal did not complete a reply"
+    assert server.requests == [], "the rehearsal reached the network"
+    server.add(reply)
+    events = list(provider.stream([Message("user", "after the rehearsal")], model="m"))
+    assert text_of(events) == "real reply" and finish_of(events).reason == "stop"
+    assert len(server.requests) == 1
+    sent = server.requests[0]
+    assert sent.json["model"] == "m" and "after the rehearsal" in str(sent.json["messages"])
+    assert canary in str(sent.headers)  # the real client still carries the key
+
+
+def check_failed_rehearsal_is_harmless(provider: Any, server: Any, reply: Any) -> None:
+    """A rehearsal that cannot complete (here: a reply the SDK cannot parse) leaves `rehearsed`
+    False, raises nothing, and changes nothing for the real request."""
+    provider.rehearsal_reply = b"data: {not json\n\n"
+    provider.warm()
+    assert not provider.rehearsed
+    assert server.requests == []
+    server.add(reply)
+    events = list(provider.stream([Message("user", "hi")], model="m"))
+    assert text_of(events) == "real reply" and finish_of(events).reason == "stop"

@@ -549,6 +549,22 @@ def test_closing_the_stream_closes_the_connection(provider: OpenAIProvider, sse_
     assert sse_server.disconnects == [0]
 
 
+def test_warm_rehearses_a_reply_in_memory_and_sends_nothing(sse_server: SSEServer) -> None:
+    p = OpenAIProvider(make_config(sse_server))
+    try:
+        provider_checks.check_rehearsal(p, sse_server, Reply.sse(openai_chunks(["real ", "reply"])), CANARY)
+    finally:
+        p.close()
+
+
+def test_a_failed_rehearsal_is_harmless(sse_server: SSEServer) -> None:
+    p = OpenAIProvider(make_config(sse_server))
+    try:
+        provider_checks.check_failed_rehearsal_is_harmless(p, sse_server, Reply.sse(openai_chunks(["real ", "reply"])))
+    finally:
+        p.close()
+
+
 def test_warm_is_thread_safe_and_builds_one_client(sse_server: SSEServer) -> None:
     p = OpenAIProvider(make_config(sse_server))
     threads = [threading.Thread(target=p.warm) for _ in range(8)]

@@ -2,20 +2,25 @@
 
 The client is built once, lazily, under a lock (the REPL warms it from a background thread while
 the user types): the key is revealed only here, SDK retries are off (the session retries, visibly),
-and the HTTP client never follows redirects. Subclasses supply the SDK's constructor (`_build`) and
-what else the SDK defers to its first request (`_prime`).
+and the HTTP client never follows redirects. Subclasses supply the SDK's constructor (`_build`),
+one request and its stream on a given client (`_stream_on`), and a short reply in their wire
+dialect for the warm-up's rehearsal (`rehearsal_reply`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from chatcli.errors import ChatCLIError
+from chatcli.events import Event, Finish, Message
 from chatcli.providers import _common as common
 
 if TYPE_CHECKING:
+    import httpx2
+
     from chatcli.settings import ProviderConfig
 
 
@@ -25,6 +30,9 @@ class _SDKClient(Protocol):
 
     def close(self) -> None: ...
 
+    # Both SDKs: a copy of the client with some options replaced (`copy`), here the HTTP client.
+    def with_options(self, *, http_client: httpx2.Client | None = None) -> Any: ...
+
 
 ClientT = TypeVar("ClientT", bound=_SDKClient)
 
@@ -32,6 +40,8 @@ ClientT = TypeVar("ClientT", bound=_SDKClient)
 class SDKClientProvider(Generic[ClientT]):
     #: The SDK's top-level module, imported by `warm()` even when no client can be built yet.
     sdk_module = ""
+    #: A complete streamed reply in the provider's wire dialect (SSE bytes), for `_rehearse`.
+    rehearsal_reply = b""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -41,16 +51,69 @@ class SDKClientProvider(Generic[ClientT]):
         self._client: ClientT | None = None
         self._lock = threading.Lock()
         self._placeholder_key = False
+        #: True once a warm-up rehearsal played a whole reply (tests; see `_rehearse`).
+        self.rehearsed = False
 
     def warm(self) -> None:
-        """Import the SDK and build the client. A missing key is not raised here (this runs in a
-        background thread): `stream()` raises it when the user actually sends something."""
+        """Import the SDK, build the client and rehearse one request in memory. A missing key is
+        not raised here (this runs in a background thread): `stream()` raises it when the user
+        actually sends something."""
         try:
             client = self._get_client()
         except ChatCLIError:
             __import__(self.sdk_module)  # still the slow part worth doing early
             return
-        self._prime(client)
+        self._rehearse(client)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[Event]:
+        # A generator, so that a missing key or a bad URL is raised on the first `next()`, where
+        # the session handles errors, not when the request is merely described.
+        yield from self._stream_on(self._get_client(), messages, model=model, system=system,
+                                   max_tokens=max_tokens, temperature=temperature)
+
+    def _rehearse(self, client: ClientT) -> None:
+        """Play one request and its streamed reply through the SDK and this provider, in memory.
+
+        The SDK defers a lot to the first request: loading the resource, building its request
+        transforms (`get_type_hints` over the params TypedDicts), the response models' validators,
+        the SSE decoder -- and our own mapping code runs for the first time too. repl_bench
+        measured the first reply's time to first byte 1.6x the second's because of it. Paid here,
+        while the user types, the first reply is as fast as the second.
+
+        The reply comes from an in-memory httpx2 transport handed to a copy of the client
+        (`with_options(http_client=...)`, the SDK's public seam): nothing is sent anywhere (the
+        key never leaves the process), the real client's connection pool is untouched, and no
+        adaptive state changes (the stand-in answers 200 to anything). Only an optimisation:
+        any failure just leaves the first request to pay the costs.
+        """
+        import codecs
+
+        import httpx2
+
+        # The first connection resolves the host name, which imports Python's IDNA codec (~3 ms,
+        # measured); the in-memory transport never resolves anything, so do that part by hand.
+        codecs.lookup("idna")
+        body = self.rehearsal_reply
+
+        def answer(request: httpx2.Request) -> httpx2.Response:
+            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+        try:
+            with httpx2.Client(transport=httpx2.MockTransport(answer)) as http:
+                stand_in = client.with_options(http_client=http)
+                events = list(self._stream_on(stand_in, [Message("user", "hi")], model="rehearsal",
+                                              system=None, max_tokens=None, temperature=None))
+        except Exception:  # an optimisation must never break the real request
+            return
+        self.rehearsed = bool(events) and isinstance(events[-1], Finish) and events[-1].reason == "stop"
 
     def _get_client(self) -> ClientT:
         with self._lock:
@@ -79,6 +142,15 @@ class SDKClientProvider(Generic[ClientT]):
         `common.http_client` (no redirects)."""
         raise NotImplementedError
 
-    def _prime(self, client: ClientT) -> None:
-        """Do now what the SDK would otherwise do on the first request (load resources, build
-        validators), so the first reply's time to first byte matches the second's."""
+    def _stream_on(
+        self,
+        client: ClientT,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        system: str | None,
+        max_tokens: int | None,
+        temperature: float | None,
+    ) -> Iterator[Event]:
+        """One request on `client` and its reply as events (see providers/base.py)."""
+        raise NotImplementedError

@@ -54,6 +54,21 @@ _STOP: dict[str, FinishReason] = {
     "pause_turn": "pause_turn",
 }
 
+# A whole reply for the warm-up rehearsal (_client.py), every event type a text reply carries.
+_REHEARSAL_EVENTS: list[dict[str, Any]] = [
+    {"type": "message_start", "message": {
+        "id": "r", "type": "message", "role": "assistant", "model": "rehearsal", "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 0}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "ping"},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+     "usage": {"output_tokens": 1}},
+    {"type": "message_stop"},
+]
+_REHEARSAL = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in _REHEARSAL_EVENTS)
+
 
 @dataclass
 class _State:
@@ -72,6 +87,7 @@ class _State:
 
 class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
     sdk_module = "anthropic"
+    rehearsal_reply = _REHEARSAL
     supports_prefill = True  # a trailing assistant message is continued by the model
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -95,29 +111,18 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
             http_client=common.http_client(anthropic.DefaultHttpxClient, self.config),
         )
 
-    def _prime(self, client: anthropic.Anthropic) -> None:
-        # As for OpenAI: the first request would also load the `messages` resource and build the
-        # event models' validators.
-        from anthropic.types import RawContentBlockDeltaEvent
-
-        _ = client.messages
-        sample: dict[str, Any] = {"type": "content_block_delta", "index": 0,
-                                  "delta": {"type": "text_delta", "text": "x"}}
-        RawContentBlockDeltaEvent.model_validate(sample)
-        RawContentBlockDeltaEvent.construct(**sample)  # what the SDK does per event: fills its field caches
-
     # -- streaming --------------------------------------------------------------------------
 
-    def stream(
+    def _stream_on(
         self,
+        client: anthropic.Anthropic,
         messages: Sequence[Message],
         *,
         model: str,
-        system: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
+        system: str | None,
+        max_tokens: int | None,
+        temperature: float | None,
     ) -> Iterator[Event]:
-        client = self._get_client()
         sdk_stream = self._open(client, _wire_messages(messages), model, system, max_tokens, temperature)
         # The `with` closes the HTTP response on every exit, including the generator being
         # closed at a `yield` (Ctrl-C): the server sees the disconnect at once.

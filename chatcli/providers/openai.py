@@ -52,6 +52,17 @@ _FINISH: dict[str, FinishReason] = {
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
+# A whole reply for the warm-up rehearsal (_client.py): role, text, finish, usage chunk, [DONE].
+_REHEARSAL = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in [
+    {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "rehearsal",
+     "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": None}]},
+    {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "rehearsal",
+     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "rehearsal", "choices": [],
+     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+]) + b"data: [DONE]\n\n"
+
+
 @dataclass
 class _State:
     chunks: int = 0
@@ -64,6 +75,7 @@ class _State:
 
 class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
     sdk_module = "openai"
+    rehearsal_reply = _REHEARSAL
     supports_prefill = False  # Chat Completions has no assistant prefill
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -89,30 +101,18 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
             http_client=common.http_client(openai.DefaultHttpxClient, self.config),
         )
 
-    def _prime(self, client: openai.OpenAI) -> None:
-        # The SDK defers more than its import: the first request also loads the `chat` resource
-        # (~240 ms measured) and builds the chunk model's validators (~80 ms).
-        from openai.types.chat import ChatCompletionChunk
-
-        _ = client.chat.completions
-        sample: dict[str, Any] = {"id": "warm", "object": "chat.completion.chunk", "created": 0, "model": "warm",
-                  "choices": [{"index": 0, "delta": {"role": "assistant", "content": "x"}, "finish_reason": None}],
-                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-        ChatCompletionChunk.model_validate(sample)
-        ChatCompletionChunk.construct(**sample)  # what the SDK does per chunk: fills its field caches
-
     # -- streaming --------------------------------------------------------------------------
 
-    def stream(
+    def _stream_on(
         self,
+        client: openai.OpenAI,
         messages: Sequence[Message],
         *,
         model: str,
-        system: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
+        system: str | None,
+        max_tokens: int | None,
+        temperature: float | None,
     ) -> Iterator[Event]:
-        client = self._get_client()
         wire = _wire_messages(messages, system)
         sdk_stream = self._open(client, wire, model, max_tokens, temperature)
         # The `with` closes the HTTP response on every exit, including the generator being
