@@ -1,6 +1,6 @@
 """Start-up benchmark: how long chatcli takes before it is useful, next to the floor.
 
-    python benchmarks/startup_bench.py [--runs N]
+    python benchmarks/startup_bench.py [--runs N] [--repl-runs N] [--editable]
 
 Measures the median wall time (N runs each, interleaved so drift hits every row alike) of:
 
@@ -13,15 +13,23 @@ Measures the median wall time (N runs each, interleaved so drift hits every row 
 
 Both streaming rows talk to the same loopback SSE server (tests/sse_server.py) with zero
 latency, so the figures are pure client start-up: interpreter, imports, config, request.
-The installed `chatcli` command is used (pip install -e . first). Exit status 1 if a target is
-missed, so CI can run it as a check.
+"paired" is the median of the per-round ratios chatcli / SDK loop (each round runs every row
+once, back to back): on this VM, where one start can take 20-30% longer than the next for no
+reason of its own, it is the steadier of the two ratios; both are printed.
+
+Then the REPL rows of benchmarks/repl_bench.py (launch -> prompt in a pty, first and second
+reply's time to first byte from pressing Enter); `--repl-runs 0` skips them.
+
+What runs is chatcli as `pip install .` installs it (benchmarks/_install.py); `--editable` uses
+this environment's `chatcli` instead, which pays ~15-25 ms per start for the editable import
+hook. Every row, the bare interpreter and the SDK loop included, uses the same interpreter and
+environment. Exit status 1 if a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import repl_bench  # noqa: E402
+from benchmarks._install import bench_env  # noqa: E402
 from tests.sse_server import Reply, SSEServer, openai_chunks  # noqa: E402
 
 # The seed's plain SDK loop (shared/seeds), reduced to its essentials and pointed at the server.
@@ -73,22 +83,18 @@ def first_byte(cmd: list[str], env: dict[str, str]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=25)
+    parser.add_argument("--repl-runs", type=int, default=15)
+    parser.add_argument("--editable", action="store_true",
+                        help="measure this environment's chatcli (an editable install) instead")
     args = parser.parse_args()
 
-    chatcli = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
-    if chatcli is None:
-        print("the chatcli command is not installed: pip install -e .", file=sys.stderr)
-        return 2
-    python = sys.executable
     reply = Reply.sse(openai_chunks(["Hello", " there"], usage=(5, 2)))
     with SSEServer(default=reply) as server, tempfile.TemporaryDirectory() as tmp:
-        # PYTHONDONTWRITEBYTECODE is dropped: with it, chatcli's own modules are compiled from
-        # source on every start (site-packages were byte-compiled by pip, so the SDK loop would
-        # not pay the same). A normal install byte-compiles everything; the warm-up run writes
-        # the .pyc files here.
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("OPENAI_", "ANTHROPIC_", "CHATCLI_")) and k != "PYTHONDONTWRITEBYTECODE"}
+        install = repl_bench.installation(Path(tmp), args.editable)
+        python, chatcli = install.python, install.chatcli
+        env = {k: v for k, v in bench_env(dict(os.environ)).items()
+               if not k.startswith(("OPENAI_", "ANTHROPIC_", "CHATCLI_"))}
         env.update(OPENAI_API_KEY="sk-bench-0000000000", OPENAI_BASE_URL=server.openai_url,
                    CHATCLI_HOME=str(Path(tmp) / "data"), XDG_CONFIG_HOME=str(Path(tmp) / "config"),
                    HOME=tmp, TERM="dumb")
@@ -118,14 +124,19 @@ def main() -> int:
         "chatcli ask (first byte)": (None, 1.1),
         "chatcli ask, saving (first byte)": (None, 1.1),
     }
+    what = "this environment's chatcli (editable)" if args.editable else "a regular install"
+    print(f"chatcli start-up, {what}; {args.runs} rounds, each row once per round")
     # "over floor": median minus the `python -c pass` median, the part chatcli itself adds; it
     # stays meaningful on a loaded machine where every absolute figure inflates.
-    print(f"{'':34} {'median ms':>10} {'min ms':>8} {'over floor':>10} {'x python':>9} {'x SDK loop':>11}  target")
+    print(f"{'':34} {'median ms':>10} {'min ms':>8} {'over floor':>10} {'x python':>9} {'x SDK loop':>11}"
+          f" {'paired':>7}  target")
     failed = False
     for name, _ in rows:
         values = samples[name]
+        paired = statistics.median(a / b for a, b in zip(values, samples["plain SDK loop (first byte)"],
+                                                          strict=True))
         line = (f"{name:34} {med[name]:10.1f} {min(values) * 1000:8.1f} {med[name] - floor:10.1f} "
-                f"{med[name] / floor:9.2f} {med[name] / sdk:11.2f}")
+                f"{med[name] / floor:9.2f} {med[name] / sdk:11.2f} {paired:7.2f}")
         limit_ms, limit_ratio = targets.get(name, (None, None))
         if limit_ms is not None:
             ok = med[name] <= limit_ms
@@ -139,6 +150,11 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average at the end: {load:.2f} on {os.cpu_count()} CPUs")
     print(f"{args.runs} runs each, interleaved; loopback server, zero latency; python {sys.version.split()[0]}")
+
+    if args.repl_runs > 0:
+        print()
+        repl_rows = repl_bench.measure(args.repl_runs, 1.5, args.editable)
+        failed |= not repl_bench.report(repl_rows, 1.5, args.editable)
     return 1 if failed else 0
 
 
