@@ -34,9 +34,11 @@ class FakeProvider:
     calls: list[Call] = field(default_factory=list)
     closed: int = 0
     warmed: bool = False
+    rehearsed: bool = False
 
-    def warm(self) -> None:
+    def warm(self, *, rehearse: bool = False) -> None:
         self.warmed = True
+        self.rehearsed = rehearse
 
     def reply(self, text: str, reason: str = "stop") -> FakeProvider:
         self.scripts.append([TextDelta(text), Finish(reason, raw=reason)])  # type: ignore[arg-type]

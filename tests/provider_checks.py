@@ -38,6 +38,8 @@ def check_rehearsal(provider: Any, server: Any, reply: Any, canary: str) -> None
     """`warm()` plays one whole reply through the real SDK in memory (`rehearsed`), sends nothing
     to the server, and the first real request after it is sent and answered as usual."""
     provider.warm()
+    assert not provider.rehearsed  # only on request: `ask` sends its real request at once
+    provider.warm(rehearse=True)
     assert provider.rehearsed, "the warm-up rehearsal did not complete a reply"
     assert server.requests == [], "the rehearsal reached the network"
     server.add(reply)
@@ -53,7 +55,7 @@ def check_failed_rehearsal_is_harmless(provider: Any, server: Any, reply: Any) -
     """A rehearsal that cannot complete (here: a reply the SDK cannot parse) leaves `rehearsed`
     False, raises nothing, and changes nothing for the real request."""
     provider.rehearsal_reply = b"data: {not json\n\n"
-    provider.warm()
+    provider.warm(rehearse=True)
     assert not provider.rehearsed
     assert server.requests == []
     server.add(reply)

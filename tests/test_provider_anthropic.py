@@ -454,7 +454,8 @@ def test_warm_rehearses_a_reply_in_memory_and_sends_nothing(sse_server: SSEServe
 def test_a_failed_rehearsal_is_harmless(sse_server: SSEServer) -> None:
     p = AnthropicProvider(make_config(sse_server))
     try:
-        provider_checks.check_failed_rehearsal_is_harmless(p, sse_server, Reply.sse(anthropic_events(["real ", "reply"])))
+        reply = Reply.sse(anthropic_events(["real ", "reply"]))
+        provider_checks.check_failed_rehearsal_is_harmless(p, sse_server, reply)
     finally:
         p.close()
 

@@ -54,16 +54,17 @@ class SDKClientProvider(Generic[ClientT]):
         #: True once a warm-up rehearsal played a whole reply (tests; see `_rehearse`).
         self.rehearsed = False
 
-    def warm(self) -> None:
-        """Import the SDK, build the client and rehearse one request in memory. A missing key is
-        not raised here (this runs in a background thread): `stream()` raises it when the user
-        actually sends something."""
+    def warm(self, *, rehearse: bool = False) -> None:
+        """Import the SDK and build the client (and with `rehearse`, play one request in memory).
+        A missing key is not raised here (this runs in a background thread): `stream()` raises it
+        when the user actually sends something."""
         try:
             client = self._get_client()
         except ChatCLIError:
             __import__(self.sdk_module)  # still the slow part worth doing early
             return
-        self._rehearse(client)
+        if rehearse:
+            self._rehearse(client)
 
     def stream(
         self,

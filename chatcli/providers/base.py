@@ -26,8 +26,12 @@ class Provider(Protocol):
     #: True when the API continues a reply from a trailing assistant message (Anthropic prefill).
     supports_prefill: bool
 
-    def warm(self) -> None:
-        """Do the slow one-time work now (import the SDK, load a model). Safe to call from a thread."""
+    def warm(self, *, rehearse: bool = False) -> None:
+        """Do the slow one-time work now (import the SDK, load a model). Safe to call from a thread.
+
+        `rehearse`: also do what the first request would do for the first time, where that is
+        cheap and offline (the SDK providers play one reply in memory). For the REPL, which
+        warms up while the user types; not for `ask`, whose real request comes at once."""
         ...
 
     def stream(

@@ -96,9 +96,10 @@ class LocalProvider:
         """The GGUF file in use once the model is loaded."""
         return self._model_file
 
-    def warm(self) -> None:
+    def warm(self, *, rehearse: bool = False) -> None:
         """Import llama.cpp and load the model. Raises `ProviderError` if that fails (`stream()` raises
-        the same error again, so a warm-up thread may simply drop it)."""
+        the same error again, so a warm-up thread may simply drop it). No rehearsal: a generation
+        is not cheap enough to spend on one."""
         self._loaded()
 
     def stream(
