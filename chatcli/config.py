@@ -24,7 +24,6 @@ import math
 import os
 import re
 import sys
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -362,6 +361,8 @@ def read_file(path: Path) -> tuple[dict[str, Any], _File]:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError("not UTF-8 text", path=str(path), line=line) from None
     file = _File(path, text)
+    import tomllib  # here, not at the top: most starts have no config file (~4 ms to import)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
