@@ -1,0 +1,64 @@
+"""The garbage collector is paused while chatcli starts and always turned back on (chatcli/gcpause.py)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from chatcli import gcpause
+from tests.fakes import FakeProvider
+from tests.sse_server import Reply, SSEServer, openai_chunks
+from tests.test_repl import CTRL_D, ENTER, Harness
+
+
+@pytest.fixture(autouse=True)
+def collector_restored() -> Iterator[None]:
+    yield
+    gcpause._paused = False
+    gc.enable()
+
+
+def test_pause_then_resume_freezes_what_start_up_built() -> None:
+    gcpause.pause()
+    assert not gc.isenabled()
+    before = gc.get_freeze_count()
+    kept = [object() for _ in range(10)]  # start-up objects: frozen, never scanned again
+    gcpause.resume()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= before + len(kept)
+    gcpause.resume()  # idempotent
+    assert gc.isenabled()
+
+
+def test_resume_leaves_a_collector_someone_else_disabled_alone() -> None:
+    gc.disable()
+    gcpause.pause()  # it was off already: not ours to turn on
+    gcpause.resume()
+    assert not gc.isenabled()
+
+
+@pytest.mark.parametrize("keys", ["hi" + ENTER + CTRL_D, CTRL_D])
+def test_the_repl_turns_collection_back_on(keys: str) -> None:
+    # After the warm-up (the user only pressed Ctrl-D) or at the latest before the first request.
+    gcpause.pause()
+    h = Harness(provider=FakeProvider().reply("hello"))
+    h.run(keys)
+    assert gc.isenabled()
+
+
+def test_a_one_shot_turns_collection_back_on_before_the_request() -> None:
+    # In a process of its own, as `chatcli ask` runs: the server's handler cannot see the
+    # client's collector, so the client reports it once the reply is printed.
+    code = ("import gc, sys\nfrom chatcli import cli\ncode = cli.run(['ask', '--no-save', 'hi'])\n"
+            "print('\\nenabled' if gc.isenabled() else '\\ndisabled', gc.get_freeze_count() > 0)\nsys.exit(code)")
+    with SSEServer(default=Reply.sse(openai_chunks(["fine"]))) as server:
+        env = dict(os.environ, OPENAI_API_KEY="sk-test-0123456789", OPENAI_BASE_URL=server.openai_url)
+        out = subprocess.run([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["fine", "enabled", "True"]
