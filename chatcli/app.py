@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 from chatcli import config as configmod
 from chatcli.config import Loaded, Resolved
 from chatcli.env import Environment
@@ -80,8 +83,9 @@ class App:
 
     # -- history -----------------------------------------------------------------------------------
 
-    def store(self) -> Store | None:
-        """The history store for a chat, or None (after a warning) when it cannot be used.
+    def store(self, warn: Callable[[str], None] | None = None) -> Store | None:
+        """The history store for a chat, or None (after a warning, to `warn` or stderr) when it
+        cannot be used.
 
         Opened once, lazily: a one-shot with `--no-save` and no `--resume` never touches SQLite.
         """
@@ -90,8 +94,13 @@ class App:
             from chatcli.store import open_for_chat
 
             assert self.settings.data_dir is not None
-            self._store = open_for_chat(self.settings.data_dir, warn=self.env.warn)
+            self._store = open_for_chat(self.settings.data_dir, warn=warn or self.env.warn)
         return self._store
+
+    @property
+    def store_is_open(self) -> bool:
+        """`store()` was called already (e.g. to resume a conversation)."""
+        return self._store_opened
 
     def history_store(self) -> Store:
         """The store for `chatcli history ...`: there, a store that cannot be opened is an error."""

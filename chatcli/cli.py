@@ -27,16 +27,14 @@ from chatcli import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
     from typing import Any, NoReturn
 
     import typer
 
     from chatcli.app import App
-    from chatcli.config import Overrides
     from chatcli.env import Environment
+    from chatcli.options import Ask, Opt, Shared
     from chatcli.providers.base import Provider
-    from chatcli.settings import RenderMode
 
 
 EPIPE_EXIT = 141  # 128 + SIGPIPE
@@ -83,18 +81,29 @@ def _print_version() -> "NoReturn":
     sys.exit(0)
 
 
-def run(args: "list[str]") -> int:
-    """Run the command line; return the exit code. Never raises (but SystemExit from Click)."""
+def run(args: "list[str]", *, fast_path: bool = True) -> int:
+    """Run the command line; return the exit code. Never raises (but SystemExit from Click).
+    `fast_path=False` sends every command line through Typer (tests compare the two readers)."""
     from chatcli.errors import ChatCLIError, ExitCode
 
     _state.debug = "--debug" in args[: args.index("--") if "--" in args else len(args)] or _truthy(
         os.environ.get("CHATCLI_DEBUG"))
     try:
-        if not args:
-            # Bare `chatcli` -- the command people start most -- has nothing to parse: skip Typer,
-            # whose import and per-option pydantic adapters cost ~100-200 ms before the prompt
-            # can be drawn (measured; the prompt target is 250 ms).
-            return _repl(Shared())
+        # The command lines people type most -- `chatcli`, `chatcli -m X`, `chatcli ask ...` --
+        # skip Typer, whose import and per-option pydantic adapters cost ~60-110 ms before the
+        # prompt or the request (measured; see chatcli/options.py for why the two readers
+        # cannot disagree). Anything else, help and mistakes included, goes to Typer.
+        from chatcli.options import Ask, Shared, parse_fast
+
+        fast = Shared() if not args else parse_fast(args) if fast_path else None
+        if fast is not None:
+            from chatcli import gcpause
+
+            gcpause.pause()  # until the slow start-up work is done: see chatcli/gcpause.py
+        if isinstance(fast, Shared):
+            return _repl(fast)
+        if isinstance(fast, Ask):
+            return _ask(fast)
         import typer.main
 
         command = typer.main.get_command(_build_app())
@@ -205,55 +214,13 @@ def _silence_stdout() -> None:
 # -- building objects -----------------------------------------------------------------------------
 
 
-class Shared:
-    """The options `chatcli` and `chatcli ask` share (None / False: not given)."""
-
-    def __init__(self, model: "str | None" = None, system: "str | None" = None,
-                 max_tokens: "int | None" = None, temperature: "float | None" = None,
-                 continue_: bool = False, resume: "str | None" = None, no_save: bool = False,
-                 plain: "bool | None" = None, config: "Path | None" = None, debug: bool = False) -> None:
-        self.model = model
-        self.system = system
-        self.max_tokens = max_tokens
-        self.temperature = temperature
-        self.continue_ = continue_
-        self.resume = resume
-        self.no_save = no_save
-        self.plain = plain  # True --plain, False --markdown
-        self.config = config
-        self.debug = debug
-
-    def over(self, base: "Shared") -> "Shared":
-        """These options, falling back to `base` (the ones given before the subcommand)."""
-        return Shared(
-            model=self.model if self.model is not None else base.model,
-            system=self.system if self.system is not None else base.system,
-            max_tokens=self.max_tokens if self.max_tokens is not None else base.max_tokens,
-            temperature=self.temperature if self.temperature is not None else base.temperature,
-            continue_=self.continue_ or base.continue_,
-            resume=self.resume if self.resume is not None else base.resume,
-            no_save=self.no_save or base.no_save,
-            plain=self.plain if self.plain is not None else base.plain,
-            config=self.config if self.config is not None else base.config,
-            debug=self.debug or base.debug,
-        )
-
-    def overrides(self) -> "Overrides":
-        from chatcli.config import Overrides
-
-        render: RenderMode | None = None if self.plain is None else ("plain" if self.plain else "markdown")
-        return Overrides(model=self.model, system=self.system, max_tokens=self.max_tokens,
-                         temperature=self.temperature, no_save=self.no_save, render=render,
-                         config=self.config, debug=self.debug)
-
-
 def _environment() -> "Environment":
     from chatcli.env import Environment
 
     return Environment.from_process()
 
 
-def _make_app(shared: Shared, env: "Environment | None" = None) -> "App":
+def _make_app(shared: "Shared", env: "Environment | None" = None) -> "App":
     from chatcli import config
     from chatcli.app import App
 
@@ -269,7 +236,7 @@ def _make_app(shared: Shared, env: "Environment | None" = None) -> "App":
     return app
 
 
-def _check_resume_flags(shared: Shared) -> None:
+def _check_resume_flags(shared: "Shared") -> None:
     if shared.continue_ and shared.resume is not None:
         from chatcli.errors import UsageError
 
@@ -287,6 +254,8 @@ def _build_app() -> "typer.Typer":
 
     import typer
 
+    from chatcli.options import BY_DEST, Ask, Shared
+
     app = typer.Typer(
         name="chatcli",
         help="A terminal chatbot: OpenAI, Anthropic, any OpenAI-compatible server, or a local model.\n\n"
@@ -297,24 +266,25 @@ def _build_app() -> "typer.Typer":
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
-    model_opt = Annotated[str | None, typer.Option(
-        "-m", "--model", metavar="SPEC", help="provider:model, a bare provider (its default) or an alias.")]
-    system_opt = Annotated[str | None, typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")]
-    max_tokens_opt = Annotated[int | None, typer.Option(
-        "--max-tokens", metavar="N", min=1, help="Longest reply, in tokens.")]
-    temperature_opt = Annotated[float | None, typer.Option(
-        "-t", "--temperature", metavar="X", min=0.0, max=2.0, help="Sampling temperature (0-2).")]
-    continue_opt = Annotated[bool, typer.Option(
-        "-c", "--continue", help="Continue the most recent saved conversation.")]
-    resume_opt = Annotated[str | None, typer.Option(
-        "-r", "--resume", metavar="ID", help="Continue conversation ID (or a unique prefix).")]
-    no_save_opt = Annotated[bool, typer.Option("--no-save", help="Do not save this conversation.")]
-    plain_opt = Annotated[bool | None, typer.Option(
-        "--plain/--markdown", show_default=False,
-        help="Force plain text / rich markdown output (default: markdown on a terminal, plain otherwise).")]
-    config_opt = Annotated[Path | None, typer.Option(
-        "--config", metavar="PATH", dir_okay=False, help="Config file to use.")]
-    debug_opt = Annotated[bool, typer.Option("--debug", help="Show tracebacks (secrets still redacted).")]
+    def option(dest: str, **extra: "Any") -> "Any":
+        opt: Opt = BY_DEST[dest]
+        flags = opt.flags if not opt.off_flags else ("/".join((*opt.flags, *opt.off_flags)),)
+        def limit(value: float | None) -> float | None:  # an int option's limits are ints ("x>=1")
+            return int(value) if value is not None and opt.kind == "int" else value
+
+        return typer.Option(*flags, metavar=opt.metavar, help=opt.help, min=limit(opt.min), max=limit(opt.max),
+                            **extra)
+
+    model_opt = Annotated[str | None, option("model")]
+    system_opt = Annotated[str | None, option("system")]
+    max_tokens_opt = Annotated[int | None, option("max_tokens")]
+    temperature_opt = Annotated[float | None, option("temperature")]
+    continue_opt = Annotated[bool, option("continue_")]
+    resume_opt = Annotated[str | None, option("resume")]
+    no_save_opt = Annotated[bool, option("no_save")]
+    plain_opt = Annotated[bool | None, option("plain", show_default=False)]
+    config_opt = Annotated[Path | None, option("config", dir_okay=False)]
+    debug_opt = Annotated[bool, option("debug")]
 
     def version_callback(value: bool) -> None:
         if value:  # reached only when main()'s fast path did not see it (e.g. `chatcli -m x --version`)
@@ -342,22 +312,14 @@ def _build_app() -> "typer.Typer":
     @_pipe_safe
     def ask(ctx: typer.Context,
             prompt: Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]...", show_default=False)] = None,
-            json_: Annotated[bool, typer.Option(
-                "--json", help="Print one JSON object {text, finish_reason, model, provider, usage, "
-                               "conversation_id} instead of the text.")] = False,
+            json_: Annotated[bool, option("json_")] = False,
             model: model_opt = None, system: system_opt = None,
             max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
             continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
             plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False) -> None:
         shared = Shared(model, system, max_tokens, temperature, continue_, resume, no_save, plain,
                         config, debug).over(ctx.obj or Shared())
-        _state.debug = _state.debug or debug
-        _check_resume_flags(shared)
-        app_ = _make_app(shared)
-        from chatcli import oneshot
-
-        raise typer.Exit(oneshot.run(app_, prompt or [], as_json=json_, resume=shared.resume,
-                                     continue_=shared.continue_))
+        raise typer.Exit(_ask(Ask(shared, prompt or [], json_)))
 
     @app.command(help="Configured providers, their models and aliases; marks the default; says which "
                       "keys are missing.")
@@ -492,8 +454,10 @@ def _pipe_safe(command: "Callable[..., None]") -> "Callable[..., None]":
     return wrapper
 
 
-def _root(ctx: "Any") -> Shared:
+def _root(ctx: "Any") -> "Shared":
     """The shared options given before the command (`chatcli --config X history list`)."""
+    from chatcli.options import Shared
+
     while ctx is not None:
         if isinstance(ctx.obj, Shared):
             return ctx.obj
@@ -506,7 +470,18 @@ def _out(env: "Environment", text: str) -> None:
     env.stdout.flush()
 
 
-def _repl(shared: Shared) -> int:
+def _ask(ask: "Ask") -> int:
+    """`chatcli ask`: one reply (chatcli.oneshot)."""
+    _state.debug = _state.debug or ask.shared.debug
+    _check_resume_flags(ask.shared)
+    app = _make_app(ask.shared)
+    from chatcli import oneshot
+
+    return oneshot.run(app, ask.prompt, as_json=ask.as_json, resume=ask.shared.resume,
+                       continue_=ask.shared.continue_)
+
+
+def _repl(shared: "Shared") -> int:
     """`chatcli` with no command: the interactive chat (chatcli.repl.run_repl)."""
     _check_resume_flags(shared)
     app = _make_app(shared)
@@ -521,7 +496,11 @@ def _repl(shared: Shared) -> int:
     first = stdin.read_piped(app.env, app.settings.stdin_timeout, have_argument=True)
     if first is not None and not first.strip():
         first = None
-    session = app.session(resolved, provider, conversation=conversation, recorder=app.recorder(conversation))
+    # A new conversation's history store is opened by the REPL once the prompt is up: SQLite and
+    # the store module are ~10 ms of the prompt's 250 ms budget. Resuming opened it already.
+    store_now = app.settings.save and app.store_is_open
+    session = app.session(resolved, provider, conversation=conversation,
+                          recorder=app.recorder(conversation) if store_now else None)
 
     def resolve_model(spec: str) -> "tuple[Provider, str]":
         found = app.resolve(spec)
@@ -532,7 +511,8 @@ def _repl(shared: Shared) -> int:
         settings=app.settings,
         open_view=lambda s: app.view(label=f"{s.provider.name}:{s.model}"),
         resolve_model=resolve_model,
-        store=app.store() if app.settings.save else None,
+        store=app.store() if store_now else None,
+        open_store=app.store if app.settings.save and not store_now else None,
         env=app.env,
         first_message=first,
     )

@@ -45,7 +45,8 @@ Behaviour (SPEC.md "The REPL"):
 * Start-up: nothing slow happens before the first prompt is drawn. Right after it is drawn (the
   application's first `after_render`), a daemon thread calls `provider.warm()` (the SDK import)
   and imports the renderer, hidden behind the user's typing (rendering.md §7.3); the first send
-  joins it.
+  joins it. A new conversation's history store (`open_store`) is opened then too, in the main
+  thread; a warning it has is shown above the prompt.
 * The input history file is private (dir 0700, file 0600) and never receives a line that looks
   like it holds a key (`chatcli.redact`): people paste keys into the wrong window.
 """
@@ -62,7 +63,7 @@ from typing import IO, TYPE_CHECKING, Any
 # prompt-toolkit is imported here, not lazily: this module is only imported to run the REPL
 # (cli.py imports it inside the command), and the PromptSession itself is built in run_repl.
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import Application, get_app
+from prompt_toolkit.application import Application, get_app, run_in_terminal
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
@@ -74,6 +75,7 @@ from prompt_toolkit.input import Input, create_input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output, create_output
 
+from chatcli import gcpause
 from chatcli.commands import (
     COMMANDS,
     EXIT,
@@ -101,6 +103,8 @@ if TYPE_CHECKING:
     from chatcli.providers.base import Provider
 
 ViewFactory = Callable[[Session], ReplyView]
+#: Opens the history store, passing any warning to the callable it is given (None: no store).
+StoreOpener = Callable[[Callable[[str], None]], ConversationStore | None]
 
 PROMPT = "> "
 EXIT_HINT = "(press Ctrl-C again, Ctrl-D or type /exit to quit)"
@@ -117,6 +121,7 @@ def run_repl(
     open_view: ViewFactory,
     resolve_model: ModelResolver | None = None,
     store: ConversationStore | None = None,
+    open_store: StoreOpener | None = None,
     env: Environment | None = None,
     first_message: str | None = None,
     history_path: Path | None = None,
@@ -124,6 +129,9 @@ def run_repl(
     output: Output | None = None,
 ) -> int:
     """Run the interactive chat until the user leaves; returns the exit code. See the module doc.
+
+    `store`: the history store, already open; or `open_store` to open it once the prompt is up
+    (a new conversation: its recorder is attached to the session then, before any request).
 
     `input`/`output` are for tests (prompt-toolkit pipe input and DummyOutput); when given, no
     terminal detection happens and `/dev/tty` is never opened.
@@ -137,7 +145,7 @@ def run_repl(
         if input is None or output is None:
             terminal = _terminal(env)
             if terminal is None:
-                return _no_terminal(session, settings, env, open_view, first_message)
+                return _no_terminal(session, settings, env, open_view, first_message, open_store)
             opened, default_input, default_output = terminal
             input = input or default_input
             output = output or default_output
@@ -154,7 +162,7 @@ def run_repl(
         if history_path is None and settings.data_dir is not None:
             history_path = Path(settings.data_dir) / HISTORY_FILE
         repl = Repl(state, open_view, input=input, output=output,
-                    history=_open_history(history_path, state.say))
+                    history=_open_history(history_path, state.say), open_store=open_store)
         return repl.run(first_message)
     finally:
         for handle in opened:
@@ -166,9 +174,11 @@ class Repl:
     """The loop. Separate from `run_repl` so tests can poke at its state between prompts."""
 
     def __init__(self, state: ReplState, open_view: ViewFactory, *, input: Input | None,
-                 output: Output | None, history: History | None = None) -> None:
+                 output: Output | None, history: History | None = None,
+                 open_store: StoreOpener | None = None) -> None:
         self.state = state
         self.open_view = open_view
+        self._open_store = open_store
         self.warmer = Warmer()
         state.on_model_change = self.warmer.start_for
         self._exit_armed = False  # a Ctrl-C on an empty line was pressed; the next one exits
@@ -221,7 +231,9 @@ class Repl:
     def stream(self, events: Generator[SessionEvent, None, None]) -> None:
         """Show one reply. Every failure ends here as one line on stderr; the loop goes on."""
         try:
-            self.warmer.join()  # the SDK import started after the first prompt: finish it first
+            self.open_store()  # normally done when the prompt was first drawn
+            self.warmer.settle()  # the SDK import started after the first prompt: finish it first
+            gcpause.resume()  # start-up is over (chatcli/gcpause.py); usually the warm-up did this
             view = self.open_view(self.state.session)
             run_turn(events, view)
         except KeyboardInterrupt:
@@ -255,9 +267,31 @@ class Repl:
 
         def after_render(app: Application[Any]) -> None:
             app.after_render -= after_render
+            self.open_store(above_prompt=True)
             self.warmer.start_for(self.state.session.provider)
 
         app.after_render += after_render
+
+    def open_store(self, *, above_prompt: bool = False) -> None:
+        """Open a new conversation's history store (once) and attach its recorder to the session.
+        `above_prompt`: the prompt is on screen, so a warning is printed above it."""
+        opener, self._open_store = self._open_store, None
+        if opener is None:
+            return
+        warnings: list[str] = []
+        store = opener(warnings.append)
+        self.state.store = store
+        if store is not None and self.state.session.recorder is None:
+            self.state.session.recorder = store.recorder(None)
+        if warnings:
+            def show() -> None:
+                for line in warnings:
+                    self.state.say(line)
+
+            if above_prompt:
+                run_in_terminal(show)
+            else:
+                show()
 
     def disarm_exit(self) -> None:
         """A Ctrl-C that cleared a non-empty line starts the two-Ctrl-C count afresh."""
@@ -294,10 +328,19 @@ class Warmer:
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
+        self._skipped = False
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self._thread is not None or self._skipped
+
+    def settle(self) -> None:
+        """Before a request: wait for the warm-up, or, if it never started (Enter pressed before
+        the first prompt finished drawing), make sure it does not start now -- the request itself
+        is doing that work, and a rehearsal after it would only delay the next reply."""
+        if self._thread is None:
+            self._skipped = True
+        self.join()
 
     def start_for(self, provider: Provider) -> None:
         self.join()  # one warm-up at a time: /model twice in a row must not import in parallel
@@ -311,13 +354,14 @@ class Warmer:
 
 def _warm(provider: Provider) -> None:
     with contextlib.suppress(Exception):
-        provider.warm()
+        provider.warm(rehearse=True)
     # The view's markdown stack (markdown-it, Rich, Pygments) and its first-use costs are the other
     # big part of the first reply's path: draw a sample reply once, off screen.
     from chatcli.render import prime
 
     with contextlib.suppress(Exception):
         prime()
+    gcpause.resume()  # the slow one-time work is done (chatcli/gcpause.py)
 
 
 # -- context share for the toolbar ------------------------------------------------------------------
@@ -449,11 +493,11 @@ def _terminal(env: Environment) -> tuple[list[IO[str]], Input, Output] | None:
 
 
 def _no_terminal(session: Session, settings: Settings, env: Environment, open_view: ViewFactory,
-                 first_message: str | None) -> int:
+                 first_message: str | None, open_store: StoreOpener | None) -> int:
     """No terminal to prompt on (cron, CI, `ssh host chatcli < file`): answer what was piped, stop."""
     if first_message is not None and first_message.strip():
         repl_state = ReplState(session=session, settings=settings, err=env.stderr)
-        repl = _HeadlessRepl(repl_state, open_view)
+        repl = _HeadlessRepl(repl_state, open_view, open_store)
         repl.send(first_message)
         env.warn("no terminal for the interactive chat; `chatcli ask` is the one-shot form")
         return 0
@@ -464,9 +508,10 @@ def _no_terminal(session: Session, settings: Settings, env: Environment, open_vi
 class _HeadlessRepl(Repl):
     """The loop's `send` without a prompt (used when no terminal is attached)."""
 
-    def __init__(self, state: ReplState, open_view: ViewFactory) -> None:
+    def __init__(self, state: ReplState, open_view: ViewFactory, open_store: StoreOpener | None) -> None:
         self.state = state
         self.open_view = open_view
+        self._open_store = open_store
         self.warmer = Warmer()
         self._exit_armed = False
 

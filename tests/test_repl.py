@@ -311,7 +311,7 @@ def test_model_switch_keeps_the_history() -> None:
     assert other.calls[0].messages == [
         Message("user", "hi"), Message("assistant", "from first"), Message("user", "still there?")]
     assert run.views[1].label == "other:big"
-    assert other.warmed  # the new provider's SDK import was started in the background
+    assert other.warmed and other.rehearsed  # the new provider's SDK import was started in the background
 
 
 def test_unknown_command_suggests_the_closest() -> None:
@@ -344,14 +344,14 @@ def test_system_command_sets_the_next_requests_system() -> None:
 def test_warm_up_starts_after_the_first_prompt_is_drawn() -> None:
     h = Harness()
     h.run(CTRL_D)
-    assert h.provider.warmed
+    assert h.provider.warmed and h.provider.rehearsed  # the user is typing: time for a rehearsal
 
 
 def test_warm_up_is_not_started_before_the_prompt() -> None:
     order: list[str] = []
 
     class Recording(FakeProvider):
-        def warm(self) -> None:
+        def warm(self, *, rehearse: bool = False) -> None:
             order.append("warm")
 
     provider = Recording()
@@ -472,6 +472,70 @@ def test_resume_and_new_through_the_loop(tmp_path: Path) -> None:
     assert provider.calls[2].messages == [
         Message("user", "first question"), Message("assistant", "first answer"), Message("user", "follow up")]
     assert [t.content for t in store.load_turns(first_id)][-2:] == ["follow up", "resumed answer"]
+
+
+def run_with_opener(session: Session, keys: str, opener: Any, output: Any = None) -> str:
+    err = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text(keys)
+        run_repl(session, settings=Settings(), open_view=lambda s: FakeView(), open_store=opener,
+                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=output or DummyOutput())
+    return err.getvalue()
+
+
+def test_a_new_conversations_store_is_opened_once_the_prompt_is_drawn(tmp_path: Path) -> None:
+    from chatcli.store import Store
+
+    order: list[str] = []
+    provider = FakeProvider().reply("answer")
+    session = Session(provider, model="m1")
+
+    def opener(warn: Callable[[str], None]) -> Store:
+        order.append("store")
+        return Store.open(tmp_path / "data")
+
+    class Screen(DummyOutput):
+        def flush(self) -> None:
+            if "drawn" not in order:
+                order.append("drawn")
+
+    err = run_with_opener(session, "question" + ENTER + "/history" + ENTER + CTRL_D, opener, Screen())
+    assert order == ["drawn", "store"]  # after the first draw, and once
+    store = Store.open(tmp_path / "data")
+    [saved] = store.list_conversations()
+    assert [t.content for t in store.load_turns(saved.id)] == ["question", "answer"]
+    assert saved.id in err  # /history lists it: the REPL's commands got the store too
+    assert f"chatcli -r {saved.id}" in err
+
+
+def test_a_store_that_cannot_be_opened_warns_and_the_chat_goes_on() -> None:
+    provider = FakeProvider().reply("still answering")
+    session = Session(provider, model="m1")
+
+    def opener(warn: Callable[[str], None]) -> None:
+        warn("cannot open the history database (disk full); this conversation will not be saved")
+
+    err = run_with_opener(session, "hi" + ENTER + CTRL_D, opener)
+    assert "will not be saved" in err
+    assert provider.calls[0].messages == [Message("user", "hi")]
+    assert session.recorder is None
+
+
+def test_a_piped_first_message_is_recorded_too(tmp_path: Path) -> None:
+    from chatcli.store import Store
+
+    provider = FakeProvider().reply("to the pipe")
+    session = Session(provider, model="m1")
+    err = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text(CTRL_D)
+        run_repl(session, settings=Settings(), open_view=lambda s: FakeView(),
+                 open_store=lambda warn: Store.open(tmp_path / "data"),
+                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=DummyOutput(),
+                 first_message="from the pipe")
+    store = Store.open(tmp_path / "data")
+    [saved] = store.list_conversations()
+    assert [t.content for t in store.load_turns(saved.id)] == ["from the pipe", "to the pipe"]
 
 
 @pytest.mark.parametrize("keys", ["/history", "/resume abc"])

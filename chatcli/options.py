@@ -1,0 +1,253 @@
+"""The options `chatcli` and `chatcli ask` share, defined once, and a Typer-free reading of the
+command lines people type most.
+
+`OPTIONS` is the one table of names, value kinds, ranges and help. Typer builds its parser from
+it (`cli._build_app`), and `parse_fast` reads the two common command lines with it:
+
+    chatcli [OPTIONS]                    the chat, with flags
+    chatcli [OPTIONS] ask [OPTIONS] [PROMPT]...
+
+Why a second reader: on those paths Typer is the single biggest cost chatcli adds to a start --
+importing it and building its per-option adapters (pydantic) takes ~60-110 ms measured here,
+which alone broke the `ask` time-to-first-byte target (<= 1.1x the bare SDK loop's) and the
+prompt target. Why it cannot disagree with Typer: `parse_fast` accepts only what it reads
+unambiguously -- known options in their plain forms, values that convert without doubt -- and
+returns None for everything else (`--help`, a typo, `-mgpt-4o`, `--max-tokens 0`,
+a value that starts with "-", any other command...). Then Typer parses the whole command line
+itself, with its own messages and exit codes. tests/test_options.py checks, over a corpus of
+command lines, that every one `parse_fast` accepts gives exactly what Typer gives, and that this
+table matches the options Typer actually built.
+
+No Typer, Click or typing import here: this runs before anything else on the fast paths.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see the module docstring; mypy treats it as true
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from chatcli.config import Overrides
+    from chatcli.settings import RenderMode
+
+
+class Opt:
+    """One option. `kind`: "str", "int", "float", "path", "flag" (sets True), or "switch" (an
+    on/off pair: `flags` set True, `off_flags` set False)."""
+
+    __slots__ = ("dest", "flags", "help", "kind", "max", "metavar", "min", "off_flags")
+
+    def __init__(self, dest: str, flags: tuple[str, ...], kind: str, help: str, *, metavar: str | None = None,
+                 min: float | None = None, max: float | None = None, off_flags: tuple[str, ...] = ()) -> None:
+        self.dest = dest
+        self.flags = flags
+        self.kind = kind
+        self.help = help
+        self.metavar = metavar
+        self.min = min
+        self.max = max
+        self.off_flags = off_flags
+
+    @property
+    def takes_value(self) -> bool:
+        return self.kind not in ("flag", "switch")
+
+
+#: The options of both `chatcli` and `chatcli ask` (given before `ask`, they apply to it too).
+OPTIONS: tuple[Opt, ...] = (
+    Opt("model", ("-m", "--model"), "str", "provider:model, a bare provider (its default) or an alias.",
+        metavar="SPEC"),
+    Opt("system", ("-s", "--system"), "str", "System prompt.", metavar="TEXT"),
+    Opt("max_tokens", ("--max-tokens",), "int", "Longest reply, in tokens.", metavar="N", min=1),
+    Opt("temperature", ("-t", "--temperature"), "float", "Sampling temperature (0-2).", metavar="X",
+        min=0.0, max=2.0),
+    Opt("continue_", ("-c", "--continue"), "flag", "Continue the most recent saved conversation."),
+    Opt("resume", ("-r", "--resume"), "str", "Continue conversation ID (or a unique prefix).", metavar="ID"),
+    Opt("no_save", ("--no-save",), "flag", "Do not save this conversation."),
+    Opt("plain", ("--plain",), "switch",
+        "Force plain text / rich markdown output (default: markdown on a terminal, plain otherwise).",
+        off_flags=("--markdown",)),
+    Opt("config", ("--config",), "path", "Config file to use.", metavar="PATH"),
+    Opt("debug", ("--debug",), "flag", "Show tracebacks (secrets still redacted)."),
+)
+
+#: `chatcli ask` only.
+JSON = Opt("json_", ("--json",), "flag",
+           "Print one JSON object {text, finish_reason, model, provider, usage, conversation_id} instead of the text.")
+
+BY_DEST = {opt.dest: opt for opt in (*OPTIONS, JSON)}
+
+
+class Shared:
+    """The values of `OPTIONS` (None / False: not given)."""
+
+    def __init__(self, model: str | None = None, system: str | None = None,
+                 max_tokens: int | None = None, temperature: float | None = None,
+                 continue_: bool = False, resume: str | None = None, no_save: bool = False,
+                 plain: bool | None = None, config: Path | None = None, debug: bool = False) -> None:
+        self.model = model
+        self.system = system
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.continue_ = continue_
+        self.resume = resume
+        self.no_save = no_save
+        self.plain = plain  # True --plain, False --markdown
+        self.config = config
+        self.debug = debug
+
+    def over(self, base: Shared) -> Shared:
+        """These options, falling back to `base` (the ones given before the subcommand)."""
+        return Shared(
+            model=self.model if self.model is not None else base.model,
+            system=self.system if self.system is not None else base.system,
+            max_tokens=self.max_tokens if self.max_tokens is not None else base.max_tokens,
+            temperature=self.temperature if self.temperature is not None else base.temperature,
+            continue_=self.continue_ or base.continue_,
+            resume=self.resume if self.resume is not None else base.resume,
+            no_save=self.no_save or base.no_save,
+            plain=self.plain if self.plain is not None else base.plain,
+            config=self.config if self.config is not None else base.config,
+            debug=self.debug or base.debug,
+        )
+
+    def overrides(self) -> Overrides:
+        from chatcli.config import Overrides
+
+        render: RenderMode | None = None if self.plain is None else ("plain" if self.plain else "markdown")
+        return Overrides(model=self.model, system=self.system, max_tokens=self.max_tokens,
+                         temperature=self.temperature, no_save=self.no_save, render=render,
+                         config=self.config, debug=self.debug)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Shared) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"Shared({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if v not in (None, False))})"
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+
+class Ask:
+    """`chatcli ask`: the options (root ones folded in), the prompt words, --json."""
+
+    def __init__(self, shared: Shared, prompt: list[str], as_json: bool) -> None:
+        self.shared = shared
+        self.prompt = prompt
+        self.as_json = as_json
+
+
+# -- the fast reader ---------------------------------------------------------------------------------
+
+# Only values that Click converts the same way without doubt: Click's int() would also take
+# " 7", "+7" or "1_000", and its float() "1e0" or "nan" -- those go to Typer.
+_INT = re.compile(r"[0-9]{1,9}")
+_FLOAT = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,12})?|\.[0-9]{1,12}")
+
+
+def parse_fast(args: list[str]) -> Shared | Ask | None:
+    """`Shared` for the chat with options, `Ask` for `ask`, None: leave it to Typer."""
+    root = _Reader(OPTIONS)
+    rest = root.read(args, stop_at_positional=True)
+    if rest is None or root.shared is None:
+        return None
+    if not rest:
+        return root.shared  # `chatcli [OPTIONS]`: the chat
+    if rest[0] != "ask":
+        return None  # another command (or a prompt given to the chat by mistake): Typer says what
+    ask = _Reader((*OPTIONS, JSON))
+    positionals = ask.read(rest[1:], stop_at_positional=False)
+    if positionals is None or ask.shared is None:
+        return None
+    return Ask(ask.shared.over(root.shared), positionals, ask.values.get("json_") is True)
+
+
+class _Reader:
+    def __init__(self, options: tuple[Opt, ...]) -> None:
+        self.by_flag: dict[str, tuple[Opt, bool]] = {}
+        for opt in options:
+            for flag in opt.flags:
+                self.by_flag[flag] = (opt, True)
+            for flag in opt.off_flags:
+                self.by_flag[flag] = (opt, False)
+        self.values: dict[str, object] = {}
+        self.shared: Shared | None = None
+
+    def read(self, args: list[str], *, stop_at_positional: bool) -> list[str] | None:
+        """Consume options; return the positionals (from the first one on, when `stop_at_positional`,
+        as a Click group does), or None if anything is not plainly understood."""
+        positionals: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                if stop_at_positional:
+                    return None
+                positionals.extend(args[i + 1:])
+                break
+            if arg == "-":
+                return None  # Click reads a lone "-" as a positional; rare enough to leave to Typer
+            if not arg.startswith("-"):
+                if stop_at_positional:
+                    positionals.extend(args[i:])
+                    break
+                positionals.append(arg)
+                i += 1
+                continue
+            name, eq, attached = arg.partition("=")
+            if eq and not name.startswith("--"):
+                return None  # `-m=x`: Click reads the value as "=x"
+            found = self.by_flag.get(name)
+            if found is None:
+                return None
+            opt, on = found  # given twice, the last one wins, as in Click
+            if not opt.takes_value:
+                if eq:
+                    return None
+                self.values[opt.dest] = on
+                i += 1
+                continue
+            if eq:
+                raw = attached
+                i += 1
+            elif i + 1 < len(args):
+                raw = args[i + 1]
+                i += 2
+            else:
+                return None  # missing value: Typer's message
+            value = _convert(opt, raw)
+            if value is None:
+                return None
+            self.values[opt.dest] = value
+        kwargs = {k: v for k, v in self.values.items() if k != "json_"}
+        self.shared = Shared(**kwargs)  # type: ignore[arg-type]
+        return positionals
+
+
+def _convert(opt: Opt, raw: str) -> object | None:
+    if raw.startswith("-") or not raw:
+        return None  # a value like an option, or empty: Click's reading is not obvious
+    if opt.kind == "str":
+        return raw
+    if opt.kind == "int":
+        if not _INT.fullmatch(raw):
+            return None
+        number: float = int(raw)
+    elif opt.kind == "float":
+        if not _FLOAT.fullmatch(raw):
+            return None
+        number = float(raw)
+    elif opt.kind == "path":
+        if os.path.isdir(raw):
+            return None  # Typer's "is a directory" error
+        from pathlib import Path
+
+        return Path(raw)
+    else:
+        return None
+    if (opt.min is not None and number < opt.min) or (opt.max is not None and number > opt.max):
+        return None  # out of range: Typer's message
+    return number
