@@ -54,7 +54,7 @@ def check_rehearsal(provider: Any, server: Any, reply: Any, canary: str) -> None
 def check_failed_rehearsal_is_harmless(provider: Any, server: Any, reply: Any) -> None:
     """A rehearsal that cannot complete (here: a reply the SDK cannot parse) leaves `rehearsed`
     False, raises nothing, and changes nothing for the real request."""
-    provider.rehearsal_reply = b"data: {not json\n\n"
+    provider.rehearsal_reply = lambda: b"data: {not json\n\n"
     provider.warm(rehearse=True)
     assert not provider.rehearsed
     assert server.requests == []

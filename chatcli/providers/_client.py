@@ -40,8 +40,6 @@ ClientT = TypeVar("ClientT", bound=_SDKClient)
 class SDKClientProvider(Generic[ClientT]):
     #: The SDK's top-level module, imported by `warm()` even when no client can be built yet.
     sdk_module = ""
-    #: A complete streamed reply in the provider's wire dialect (SSE bytes), for `_rehearse`.
-    rehearsal_reply = b""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -102,7 +100,7 @@ class SDKClientProvider(Generic[ClientT]):
         # The first connection resolves the host name, which imports Python's IDNA codec (~3 ms,
         # measured); the in-memory transport never resolves anything, so do that part by hand.
         codecs.lookup("idna")
-        body = self.rehearsal_reply
+        body = self.rehearsal_reply()
 
         def answer(request: httpx2.Request) -> httpx2.Response:
             return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
@@ -141,6 +139,10 @@ class SDKClientProvider(Generic[ClientT]):
     def _build(self, key: str) -> ClientT:
         """The SDK client: `max_retries=0`, `common.timeout`, `common.default_headers`, and
         `common.http_client` (no redirects)."""
+        raise NotImplementedError
+
+    def rehearsal_reply(self) -> bytes:
+        """A complete streamed reply in the provider's wire dialect (SSE bytes), for `_rehearse`."""
         raise NotImplementedError
 
     def _stream_on(
