@@ -13,8 +13,10 @@ Wiring only. This is also the one place that turns errors into what the user see
 Start-up cost: this module imports nothing heavy at import time. `--version` is answered in
 `main()` before Typer is imported at all: Typer (+ its vendored click, shellingham) costs ~70 ms
 here, more than the whole 60 ms budget for `--version`. Typer runs with `rich_markup_mode=None`
-so `--help` is Click's plain formatter and never imports rich (~60-110 ms). Commands import what
-they need when they run.
+so `--help` is Click's plain formatter and never imports rich (~60-110 ms). `chatcli`,
+`chatcli -m X` and `chatcli ask ...` are read without Typer at all (chatcli/options.py), with the
+garbage collector paused until the slow start-up work is done (chatcli/gcpause.py). Commands
+import what they need when they run.
 """
 
 import os
