@@ -6,6 +6,7 @@ import gc
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -48,6 +49,9 @@ def test_the_repl_turns_collection_back_on(keys: str) -> None:
     gcpause.pause()
     h = Harness(provider=FakeProvider().reply("hello"))
     h.run(keys)
+    for thread in threading.enumerate():  # Ctrl-D alone: the warm-up may still be finishing
+        if thread.name == "chatcli-warm":
+            thread.join(10)
     assert gc.isenabled()
 
 
