@@ -2,9 +2,11 @@
 
 The client is built once, lazily, under a lock (the REPL warms it from a background thread while
 the user types): the key is revealed only here, SDK retries are off (the session retries, visibly),
-and the HTTP client never follows redirects. Subclasses supply the SDK's constructor (`_build`),
-one request and its stream on a given client (`_stream_on`), and a short reply in their wire
-dialect for the warm-up's rehearsal (`rehearsal_reply`).
+and the HTTP client never follows redirects. The stream itself is shared too (`_stream_on`: the
+response is closed on every exit, an HTML page is never taken for a stream). Subclasses supply the
+SDK's constructor (`_build`), the request (`_open`), the mapping of the SDK's stream to events
+(`_events`), and a short reply in their wire dialect for the warm-up's rehearsal
+(`rehearsal_reply`).
 """
 
 from __future__ import annotations
@@ -156,4 +158,22 @@ class SDKClientProvider(Generic[ClientT]):
         temperature: float | None,
     ) -> Iterator[Event]:
         """One request on `client` and its reply as events (see providers/base.py)."""
+        sdk_stream = self._open(client, messages, model=model, system=system, max_tokens=max_tokens,
+                                temperature=temperature)
+        # The `with` closes the HTTP response on every exit, including the generator being
+        # closed at a `yield` (Ctrl-C): the server sees the disconnect at once.
+        with sdk_stream:
+            content_type = sdk_stream.response.headers.get("content-type")
+            if common.is_html(content_type):
+                raise common.not_a_stream(self._where, content_type, empty=False)
+            yield from self._events(sdk_stream, content_type, model)
+
+    def _open(self, client: ClientT, messages: Sequence[Message], *, model: str, system: str | None,
+              max_tokens: int | None, temperature: float | None) -> Any:
+        """Send the request; the SDK's stream object (a context manager with `.response`), or a
+        classified `ProviderError`."""
+        raise NotImplementedError
+
+    def _events(self, sdk_stream: Any, content_type: str | None, model: str) -> Iterator[Event]:
+        """The SDK stream as events, ending with exactly one `Finish` (see providers/base.py)."""
         raise NotImplementedError

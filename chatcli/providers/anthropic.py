@@ -115,30 +115,12 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
 
     # -- streaming --------------------------------------------------------------------------
 
-    def _stream_on(
-        self,
-        client: anthropic.Anthropic,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        system: str | None,
-        max_tokens: int | None,
-        temperature: float | None,
-    ) -> Iterator[Event]:
-        sdk_stream = self._open(client, _wire_messages(messages), model, system, max_tokens, temperature)
-        # The `with` closes the HTTP response on every exit, including the generator being
-        # closed at a `yield` (Ctrl-C): the server sees the disconnect at once.
-        with sdk_stream:
-            content_type = sdk_stream.response.headers.get("content-type")
-            if common.is_html(content_type):
-                raise common.not_a_stream(self._where, content_type, empty=False)
-            yield from self._events(sdk_stream, content_type, model)
-
-    def _open(self, client: anthropic.Anthropic, wire: list[dict[str, str]], model: str, system: str | None,
+    def _open(self, client: anthropic.Anthropic, messages: Sequence[Message], *, model: str, system: str | None,
               max_tokens: int | None, temperature: float | None) -> anthropic.Stream[Any]:
         import anthropic
         import httpx2
 
+        wire = _wire_messages(messages)
         for _ in range(2):  # the original request plus one retry without `temperature`
             # anthropic 2.x dropped `temperature` from `messages.create` (newer models reject
             # it), but older models and gateways still honour it: sent through `extra_body`,

@@ -107,32 +107,13 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
 
     # -- streaming --------------------------------------------------------------------------
 
-    def _stream_on(
-        self,
-        client: openai.OpenAI,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        system: str | None,
-        max_tokens: int | None,
-        temperature: float | None,
-    ) -> Iterator[Event]:
-        wire = _wire_messages(messages, system)
-        sdk_stream = self._open(client, wire, model, max_tokens, temperature)
-        # The `with` closes the HTTP response on every exit, including the generator being
-        # closed at a `yield` (Ctrl-C): the server sees the disconnect at once.
-        with sdk_stream:
-            content_type = sdk_stream.response.headers.get("content-type")
-            if common.is_html(content_type):
-                raise common.not_a_stream(self._where, content_type, empty=False)
-            yield from self._events(sdk_stream, content_type, model)
-
-    def _open(self, client: openai.OpenAI, wire: list[dict[str, str]], model: str,
+    def _open(self, client: openai.OpenAI, messages: Sequence[Message], *, model: str, system: str | None,
               max_tokens: int | None, temperature: float | None) -> openai.Stream[Any]:
         """Send the request; adapt once to a server that rejects `stream_options`/`max_tokens`."""
         import httpx2
         import openai
 
+        wire = _wire_messages(messages, system)
         for _ in range(3):  # the original request plus at most one retry per adaptation
             try:
                 return client.chat.completions.create(
