@@ -274,17 +274,17 @@ def _describe(kind: ErrorKind, status: int | None, text: str, config: ProviderCo
                 f"and the base URL")
     if kind == "quota":
         return f"quota exhausted{http}{said}; check the plan and billing of this account"
-    if kind == "context_length":
-        return f"the conversation is too long for the model's context window{http}{said}"
-    if kind == "rate_limited":
-        return f"rate limited{http}{said}"
-    if kind == "overloaded":
-        return f"the server is overloaded{http}{said}"
-    if kind == "timeout":
-        return f"the server timed out{http}{said}"
-    if kind == "bad_request":
-        return f"the request was rejected{http}{said}"
-    return f"server error{http}{said}"
+    return f"{_PLAIN_CAUSES.get(kind, 'server error')}{http}{said}"
+
+
+# Error kinds whose message is just what happened (no hint to add).
+_PLAIN_CAUSES: dict[str, str] = {
+    "context_length": "the conversation is too long for the model's context window",
+    "rate_limited": "rate limited",
+    "overloaded": "the server is overloaded",
+    "timeout": "the server timed out",
+    "bad_request": "the request was rejected",
+}
 
 
 def classify_status(config: ProviderConfig, *, status: int | None, body: object,
