@@ -274,6 +274,8 @@ def _build_app() -> "typer.Typer":
         def limit(value: float | None) -> float | None:  # an int option's limits are ints ("x>=1")
             return int(value) if value is not None and opt.kind == "int" else value
 
+        if opt.kind == "path":
+            extra["dir_okay"] = False  # a file: options.py refuses a directory the same way
         return typer.Option(*flags, metavar=opt.metavar, help=opt.help, min=limit(opt.min), max=limit(opt.max),
                             **extra)
 
@@ -285,7 +287,7 @@ def _build_app() -> "typer.Typer":
     resume_opt = Annotated[str | None, option("resume")]
     no_save_opt = Annotated[bool, option("no_save")]
     plain_opt = Annotated[bool | None, option("plain", show_default=False)]
-    config_opt = Annotated[Path | None, option("config", dir_okay=False)]
+    config_opt = Annotated[Path | None, option("config")]
     debug_opt = Annotated[bool, option("debug")]
 
     def version_callback(value: bool) -> None:

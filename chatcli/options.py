@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 
 class Opt:
-    """One option. `kind`: "str", "int", "float", "path", "flag" (sets True), or "switch" (an
-    on/off pair: `flags` set True, `off_flags` set False).
+    """One option. `kind`: "str", "int", "float", "path" (a file, never a directory), "flag"
+    (sets True), or "switch" (an on/off pair: `flags` set True, `off_flags` set False).
 
     Plain classes here and below, not dataclasses: this module runs first on the fast paths, and
     a dataclass costs ~0.5-1 ms to create (its methods are generated and compiled at import)."""
