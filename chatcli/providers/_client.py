@@ -86,8 +86,8 @@ class SDKClientProvider(Generic[ClientT]):
         The SDK defers a lot to the first request: loading the resource, building its request
         transforms (`get_type_hints` over the params TypedDicts), the response models' validators,
         the SSE decoder -- and our own mapping code runs for the first time too. repl_bench
-        measured the first reply's time to first byte 1.6x the second's because of it. Paid here,
-        while the user types, the first reply is as fast as the second.
+        measured the first reply's time to first byte 1.6x the second's because of it; paid here,
+        while the user types, ~1.2x (what is left is prompt-toolkit's and the store's first use).
 
         The reply comes from an in-memory httpx2 transport handed to a copy of the client
         (`with_options(http_client=...)`, the SDK's public seam): nothing is sent anywhere (the
