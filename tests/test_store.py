@@ -331,6 +331,31 @@ def test_schema_is_versioned_and_pragmas_are_set(store: Store) -> None:
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
 
 
+def test_prepare_writes_leaves_nothing_of_its_own_and_saving_goes_on(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Store.open(data) as earlier:
+        session, _ = _session(earlier, FakeProvider().reply("old answer"))
+        _drain(session.send("old question"))
+    wal = data / "history.db-wal"
+    with Store.open(data) as store:
+        assert not wal.exists() or wal.stat().st_size == 0  # the last close checkpointed it
+        store.prepare_writes()
+        assert wal.stat().st_size > 0  # the first commit is done: the log exists, with a frame
+        conn = store._conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM turns").fetchone()[0] == 2
+        if store._has_fts:
+            assert conn.execute("SELECT count(*) FROM turns_fts").fetchone()[0] == 2
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert store.saving
+        session, recorder = _session(store, FakeProvider().reply("new answer"))
+        _drain(session.send("new question"))
+        assert [t.content for t in store.load_turns(str(recorder.conversation_id))] == [  # type: ignore[attr-defined]
+            "new question", "new answer"]
+        assert sorted(c.title for c in store.list_conversations()) == ["new question", "old question"]
+
+
 def test_a_newer_schema_is_refused_not_moved(tmp_path: Path) -> None:
     data = tmp_path / "data"
     Store.open(data).close()

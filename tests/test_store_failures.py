@@ -100,6 +100,22 @@ def test_a_failed_first_record_leaves_no_conversation_behind(tmp_path: Path) -> 
     assert len(said) == 1 and "No space left on device" in said[0]
 
 
+def test_prepare_writes_on_a_failing_disk_warns_once_and_the_chat_goes_on(tmp_path: Path) -> None:
+    said: list[str] = []
+    store = Store.open(tmp_path / "d", warn=said.append, connect=_failing_connect)
+    conn = store._conn
+    assert isinstance(conn, FailingConnection)
+    conn.fail = OSError(errno.ENOSPC, "No space left on device")
+    store.prepare_writes()
+    assert not store.saving
+    assert len(said) == 1 and "No space left on device" in said[0]
+    session = Session(FakeProvider().reply("still answering"), model="m", recorder=store.recorder())
+    assert [e for e in session.send("hi") if isinstance(e, TextDelta)] == [TextDelta("still answering")]
+    assert len(said) == 1
+    conn.fail = None
+    assert store.list_conversations() == []
+
+
 def _mount_tiny_tmpfs(where: Path, size: str) -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
