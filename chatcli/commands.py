@@ -47,6 +47,8 @@ class ConversationStore(Protocol):
 
     def recorder(self, conversation_id: str | None = None) -> Any: ...
 
+    def prepare_writes(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class Reply:

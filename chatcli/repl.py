@@ -46,7 +46,7 @@ Behaviour (SPEC.md "The REPL"):
   application's first `after_render`), a daemon thread calls `provider.warm()` (the SDK import)
   and imports the renderer, hidden behind the user's typing (rendering.md §7.3); the first send
   joins it. A new conversation's history store (`open_store`) is opened then too, in the main
-  thread; a warning it has is shown above the prompt.
+  thread, and makes its first commit (a warning it has is shown above the prompt).
 * The input history file is private (dir 0700, file 0600) and never receives a line that looks
   like it holds a key (`chatcli.redact`): people paste keys into the wrong window.
 """
@@ -274,15 +274,28 @@ class Repl:
 
     def open_store(self, *, above_prompt: bool = False) -> None:
         """Open a new conversation's history store (once) and attach its recorder to the session.
-        `above_prompt`: the prompt is on screen, so a warning is printed above it."""
+        `above_prompt`: the prompt is on screen (the user is typing), so a warning is printed above
+        it, and the store's first commit is made now rather than on the first message's way."""
         opener, self._open_store = self._open_store, None
         if opener is None:
             return
-        warnings: list[str] = []
-        store = opener(warnings.append)
+        early: list[str] | None = []
+
+        def warn(line: str) -> None:
+            # The store keeps this for later failures (a full disk mid-chat): said at once then.
+            if early is None:
+                self.state.say(line)
+            else:
+                early.append(line)
+
+        store = opener(warn)
         self.state.store = store
-        if store is not None and self.state.session.recorder is None:
-            self.state.session.recorder = store.recorder(None)
+        if store is not None:
+            if self.state.session.recorder is None:
+                self.state.session.recorder = store.recorder(None)
+            if above_prompt:
+                store.prepare_writes()
+        warnings, early = early, None
         if warnings:
             def show() -> None:
                 for line in warnings:

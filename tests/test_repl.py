@@ -490,9 +490,14 @@ def test_a_new_conversations_store_is_opened_once_the_prompt_is_drawn(tmp_path: 
     provider = FakeProvider().reply("answer")
     session = Session(provider, model="m1")
 
+    class Spy(Store):
+        def prepare_writes(self) -> None:
+            order.append("prepared")
+            super().prepare_writes()
+
     def opener(warn: Callable[[str], None]) -> Store:
         order.append("store")
-        return Store.open(tmp_path / "data")
+        return Spy.open(tmp_path / "data")
 
     class Screen(DummyOutput):
         def flush(self) -> None:
@@ -500,7 +505,8 @@ def test_a_new_conversations_store_is_opened_once_the_prompt_is_drawn(tmp_path: 
                 order.append("drawn")
 
     err = run_with_opener(session, "question" + ENTER + "/history" + ENTER + CTRL_D, opener, Screen())
-    assert order == ["drawn", "store"]  # after the first draw, and once
+    # After the first draw, once, and its first write prepared there (not on the message's way).
+    assert order == ["drawn", "store", "prepared"]
     store = Store.open(tmp_path / "data")
     [saved] = store.list_conversations()
     assert [t.content for t in store.load_turns(saved.id)] == ["question", "answer"]
@@ -519,6 +525,40 @@ def test_a_store_that_cannot_be_opened_warns_and_the_chat_goes_on() -> None:
     assert "will not be saved" in err
     assert provider.calls[0].messages == [Message("user", "hi")]
     assert session.recorder is None
+
+
+def test_a_store_failing_later_in_the_chat_says_so(tmp_path: Path) -> None:
+    """The store keeps the warning callable it was opened with: a full disk at the second message
+    must reach the terminal, not the list that collected the opening's warnings."""
+    from chatcli.store import Store
+    from tests.test_store_failures import FailingConnection, _failing_connect
+
+    stores: list[Store] = []
+    provider = FakeProvider().reply("one").reply("two")
+    session = Session(provider, model="m1")
+
+    def opener(warn: Callable[[str], None]) -> Store:
+        stores.append(Store.open(tmp_path / "data", warn=warn, connect=_failing_connect))
+        return stores[0]
+
+    views: list[FakeView] = []
+
+    def open_view(session: Session) -> FakeView:
+        if len(views) == 1:  # the second reply: the disk fills up
+            conn = stores[0]._conn
+            assert isinstance(conn, FailingConnection)
+            conn.fail = OSError(28, "No space left on device")
+        views.append(FakeView())
+        return views[-1]
+
+    err = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text("first" + ENTER + "second" + ENTER + CTRL_D)
+        run_repl(session, settings=Settings(), open_view=open_view, open_store=opener,
+                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=DummyOutput())
+    assert "No space left on device" in err.getvalue()
+    assert "no longer being saved" in err.getvalue()
+    assert [v.text for v in views] == ["one", "two"]  # the chat went on
 
 
 def test_a_piped_first_message_is_recorded_too(tmp_path: Path) -> None:
