@@ -46,7 +46,8 @@ Behaviour (SPEC.md "The REPL"):
   application's first `after_render`), a daemon thread calls `provider.warm()` (the SDK import)
   and imports the renderer, hidden behind the user's typing (rendering.md §7.3); the first send
   joins it. A new conversation's history store (`open_store`) is opened then too, in the main
-  thread, and makes its first commit (a warning it has is shown above the prompt).
+  thread, and makes its first commit (a warning it has is shown above the prompt); and Enter's
+  key bindings are looked up once (`_warm_enter`), so the first message does not do it.
 * The input history file is private (dir 0700, file 0600) and never receives a line that looks
   like it holds a key (`chatcli.redact`): people paste keys into the wrong window.
 """
@@ -72,7 +73,8 @@ from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory, ThreadedHistory
 from prompt_toolkit.input import Input, create_input
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding import KeyBindings, KeyBindingsBase, KeyPressEvent
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import Output, create_output
 
 from chatcli import gcpause
@@ -269,6 +271,7 @@ class Repl:
             app.after_render -= after_render
             self.open_store(above_prompt=True)
             self.warmer.start_for(self.state.session.provider)
+            _warm_enter(app)
 
         app.after_render += after_render
 
@@ -363,6 +366,24 @@ class Warmer:
     def join(self) -> None:
         if self._thread is not None:
             self._thread.join()
+
+
+def _warm_enter(app: Application[Any]) -> None:
+    """Look up which key bindings Enter triggers, once, while the prompt waits for typing.
+
+    prompt-toolkit caches, per set of key bindings, the bindings a key sequence matches, and the
+    first lookup of a sequence scans all ~600 of them twice (exact match, then longer ones
+    starting with it): 0.6 ms of the first message's way to the server (repl_bench, checkpoints
+    in 10 processes). The typed letters fill their own entries; Enter's would be filled when it is
+    pressed. The set is reachable only as the key processor's `_bindings`, so this is best effort:
+    if a prompt-toolkit release renames it, Enter just pays the lookup (test_repl checks it).
+    Main thread only: the lookup evaluates the application's focus.
+    """
+    bindings = getattr(app.key_processor, "_bindings", None)
+    if isinstance(bindings, KeyBindingsBase):
+        keys = (Keys.ControlM,)
+        bindings.get_bindings_for_keys(keys)
+        bindings.get_bindings_starting_with_keys(keys)
 
 
 def _warm(provider: Provider) -> None:

@@ -561,6 +561,40 @@ def test_a_store_failing_later_in_the_chat_says_so(tmp_path: Path) -> None:
     assert [v.text for v in views] == ["one", "two"]  # the chat went on
 
 
+def test_enter_is_looked_up_once_the_prompt_is_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_warm_enter` fills prompt-toolkit's lookup for Enter before it is pressed. It reaches the
+    bindings through the key processor's private `_bindings`: this fails if a release renames it."""
+    from prompt_toolkit.key_binding import KeyBindingsBase
+    from prompt_toolkit.keys import Keys
+
+    import chatcli.repl as repl_module
+
+    looked_up: list[tuple[str, object]] = []
+    real = repl_module._warm_enter
+
+    def spy(app: Any) -> None:
+        bindings = app.key_processor._bindings
+        assert isinstance(bindings, KeyBindingsBase)
+        for name in ("get_bindings_for_keys", "get_bindings_starting_with_keys"):
+            method = getattr(bindings, name)
+
+            def record(keys: Any, _name: str = name, _method: Any = method) -> Any:
+                looked_up.append((_name, keys))
+                return _method(keys)
+
+            setattr(bindings, name, record)
+        real(app)
+        looked_up.append(("done", None))
+
+    monkeypatch.setattr(repl_module, "_warm_enter", spy)
+    h = Harness(provider=FakeProvider().reply("answer"))
+    run = h.run("hi" + ENTER + CTRL_D)
+    assert run.views[0].text == "answer"
+    warm = looked_up[:looked_up.index(("done", None))]
+    assert warm == [("get_bindings_for_keys", (Keys.ControlM,)),
+                    ("get_bindings_starting_with_keys", (Keys.ControlM,))]
+
+
 def test_a_piped_first_message_is_recorded_too(tmp_path: Path) -> None:
     from chatcli.store import Store
 
