@@ -443,10 +443,12 @@ def test_closing_the_stream_closes_the_connection(provider: AnthropicProvider, s
     assert time.monotonic() - closed_at < 1.0
 
 
-def test_warm_rehearses_a_reply_in_memory_and_sends_nothing(sse_server: SSEServer) -> None:
+def test_warm_rehearses_a_reply_on_loopback_and_sends_nothing(sse_server: SSEServer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     p = AnthropicProvider(make_config(sse_server))
     try:
-        provider_checks.check_rehearsal(p, sse_server, Reply.sse(anthropic_events(["real ", "reply"])), CANARY)
+        provider_checks.check_rehearsal(p, sse_server, Reply.sse(anthropic_events(["real ", "reply"])), CANARY,
+                                        monkeypatch)
     finally:
         p.close()
 

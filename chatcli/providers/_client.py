@@ -32,11 +32,15 @@ class _SDKClient(Protocol):
 
     def close(self) -> None: ...
 
-    # Both SDKs: a copy of the client with some options replaced (`copy`), here the HTTP client.
-    def with_options(self, *, http_client: httpx2.Client | None = None) -> Any: ...
+    # Both SDKs: a copy of the client with some options replaced (`copy`).
+    def with_options(self, *, http_client: httpx2.Client | None = None, base_url: str | None = None,
+                     api_key: str | None = None) -> Any: ...
 
 
 ClientT = TypeVar("ClientT", bound=_SDKClient)
+
+#: The key the warm-up's rehearsal sends to its loopback server instead of the user's.
+REHEARSAL_KEY = "chatcli-rehearsal-placeholder"
 
 
 class SDKClientProvider(Generic[ClientT]):
@@ -81,35 +85,34 @@ class SDKClientProvider(Generic[ClientT]):
                                    max_tokens=max_tokens, temperature=temperature)
 
     def _rehearse(self, client: ClientT) -> None:
-        """Play one request and its streamed reply through the SDK and this provider, in memory.
+        """Play one request and its streamed reply through the SDK, the HTTP stack and this
+        provider, against a one-request server on the loopback interface (`_loopback.py`).
 
         The SDK defers a lot to the first request: loading the resource, building its request
         transforms (`get_type_hints` over the params TypedDicts), the response models' validators,
-        the SSE decoder -- and our own mapping code runs for the first time too. repl_bench
-        measured the first reply's time to first byte 1.6x the second's because of it; paid here,
-        while the user types, ~1.2x (what is left is prompt-toolkit's and the store's first use).
+        the SSE decoder; the HTTP stack opens its first pool connection, HTTP/1.1 state machine
+        and chunked reader; and our own mapping code runs for the first time too. repl_bench
+        measured the first reply's time to first byte 1.6x the second's because of it. Paid here,
+        while the user types.
 
-        The reply comes from an in-memory httpx2 transport handed to a copy of the client
-        (`with_options(http_client=...)`, the SDK's public seam): nothing is sent anywhere (the
-        key never leaves the process), the real client's connection pool is untouched, and no
-        adaptive state changes (the stand-in answers 200 to anything). Only an optimisation:
-        any failure just leaves the first request to pay the costs.
+        The request goes from a copy of the client (`with_options`, the SDKs' public seam) with
+        its own HTTP client (the SDK's class, no proxy from the environment), a placeholder key
+        and the loopback server's URL: the user's key is never sent, the configured server sees
+        nothing, the real client's connection pool is untouched, and no adaptive state changes
+        (the stand-in answers 200 to anything). Only an optimisation: any failure just leaves
+        the first request to pay the costs.
         """
         import codecs
 
-        import httpx2
+        from chatcli.providers._loopback import LoopbackReply
 
-        # The first connection resolves the host name, which imports Python's IDNA codec (~3 ms,
-        # measured); the in-memory transport never resolves anything, so do that part by hand.
+        # Resolving a host name imports Python's IDNA codec (~3 ms, measured); 127.0.0.1 needs no
+        # resolving, so load it by hand for the first real request.
         codecs.lookup("idna")
-        body = self.rehearsal_reply()
-
-        def answer(request: httpx2.Request) -> httpx2.Response:
-            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
-
         try:
-            with httpx2.Client(transport=httpx2.MockTransport(answer)) as http:
-                stand_in = client.with_options(http_client=http)
+            with LoopbackReply(self.rehearsal_reply()) as url, \
+                    common.http_client(self._http_client_class(), self.config, trust_env=False) as http:
+                stand_in = client.with_options(http_client=http, base_url=url, api_key=REHEARSAL_KEY)
                 events = list(self._stream_on(stand_in, [Message("user", "hi")], model="rehearsal",
                                               system=None, max_tokens=None, temperature=None))
         except Exception:  # an optimisation must never break the real request
@@ -137,6 +140,10 @@ class SDKClientProvider(Generic[ClientT]):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+    def _http_client_class(self) -> type[httpx2.Client]:
+        """The SDK's HTTP client class (its pool limits and TCP keep-alive options)."""
+        raise NotImplementedError
 
     def _build(self, key: str) -> ClientT:
         """The SDK client: `max_retries=0`, `common.timeout`, `common.default_headers`, and

@@ -29,6 +29,7 @@ from chatcli.providers._client import SDKClientProvider
 
 if TYPE_CHECKING:
     import anthropic
+    import httpx2
     from anthropic.types import MessageParam
 
     from chatcli.settings import ProviderConfig
@@ -98,9 +99,12 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
 
         return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in _REHEARSAL_EVENTS)
 
-    def _build(self, key: str) -> anthropic.Anthropic:
+    def _http_client_class(self) -> type[httpx2.Client]:
         import anthropic
 
+        return anthropic.DefaultHttpxClient  # the SDK's defaults (pool limits, TCP keep-alive)
+
+    def _build(self, key: str) -> anthropic.Anthropic:
         # An explicit api_key also stops the SDK from looking for credentials in the
         # environment and profile files (it reads them only when none is passed).
         return _client_class()(
@@ -110,7 +114,7 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
             max_retries=0,  # retries are the session's job: 2.x would sleep out any retry-after
             timeout=common.timeout(self.config),
             default_headers=common.default_headers(self.config),
-            http_client=common.http_client(anthropic.DefaultHttpxClient, self.config),
+            http_client=common.http_client(self._http_client_class(), self.config),
         )
 
     # -- streaming --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from chatcli.providers import _common as common
 from chatcli.providers._client import SDKClientProvider
 
 if TYPE_CHECKING:
+    import httpx2
     import openai
     from openai.types.chat import ChatCompletionMessageParam
 
@@ -93,16 +94,19 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
         return b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in _REHEARSAL_CHUNKS) + (
             b"data: [DONE]\n\n")
 
-    def _build(self, key: str) -> openai.OpenAI:
+    def _http_client_class(self) -> type[httpx2.Client]:
         import openai
 
+        return openai.DefaultHttpxClient  # the SDK's defaults (pool limits, TCP keep-alive)
+
+    def _build(self, key: str) -> openai.OpenAI:
         return _client_class()(
             api_key=key,
             base_url=self.config.base_url,  # None: the SDK default
             max_retries=0,  # retries are the session's job, visible and capped
             timeout=common.timeout(self.config),
             default_headers=common.default_headers(self.config),
-            http_client=common.http_client(openai.DefaultHttpxClient, self.config),
+            http_client=common.http_client(self._http_client_class(), self.config),
         )
 
     # -- streaming --------------------------------------------------------------------------
