@@ -346,6 +346,45 @@ def test_spinner_and_retry_countdown_on_a_tty_stderr_then_cleared() -> None:
     assert "retrying" not in out.getvalue()
 
 
+def test_the_spinner_waits_for_a_slow_reply_only() -> None:
+    """No status line flashes up for a reply that starts within SPINNER_DELAY (virtual clock: the
+    reply never gets slow); one shows once the delay has passed without a reply."""
+    import time
+
+    from chatcli.render.panel import SPINNER_DELAY
+
+    class TTY(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    now = [100.0]
+    fast_err = TTY()
+    view = PanelView(io.StringIO(), fast_err, size=lambda: (COLS, ROWS), label="p:m", color_system=None,
+                     clock=lambda: now[0])
+    try:
+        time.sleep(SPINNER_DELAY * 2)  # real time passes; on the view's clock the reply is instant
+        view.feed(TextDelta("hello"))
+        view.feed(Finish("stop"))
+    finally:
+        view.close()
+    assert not any(ch in fast_err.getvalue() for ch in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+
+    slow_err = TTY()
+    view = PanelView(io.StringIO(), slow_err, size=lambda: (COLS, ROWS), label="p:m", color_system=None,
+                     clock=lambda: now[0])
+    try:
+        now[0] += SPINNER_DELAY + 0.01
+        deadline = time.monotonic() + 5
+        while not any(ch in slow_err.getvalue() for ch in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"):
+            assert time.monotonic() < deadline, "no spinner after the delay"
+            time.sleep(0.01)
+        view.feed(TextDelta("hello"))
+        view.feed(Finish("stop"))
+    finally:
+        view.close()
+    assert slow_err.getvalue().endswith("\r\x1b[K")
+
+
 def test_empty_reply_draws_an_empty_panel() -> None:
     data, _ = stream([])
     lines = transcript(data)
