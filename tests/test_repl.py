@@ -394,6 +394,25 @@ def test_toolbar_shows_model_tokens_and_share_of_window() -> None:
     assert context_tokens(h.session) == (2000, True)
 
 
+def test_a_sent_message_leaves_the_prompt_without_restyling_it() -> None:
+    """prompt-toolkit's accept handler exits with style "class:accepted", which the final frame
+    appends to every cell (new style strings to resolve when the first message is sent); chatcli's
+    exits with none, keeps the text on screen and in the history."""
+    from chatcli.repl import Repl
+
+    h = Harness()
+    assert h.session is not None
+    state = ReplState(session=h.session, settings=Settings(), err=io.StringIO())
+    with create_pipe_input() as pipe:
+        repl = Repl(state, h.view, input=pipe, output=DummyOutput())
+        pipe.send_text("hello there" + ENTER)
+        assert repl.prompt_session.prompt() == "hello there"
+        app = repl.prompt_session.app
+        assert app.exit_style == ""
+        assert repl.prompt_session.default_buffer.text == "hello there"  # still shown in the final frame
+        assert list(repl.prompt_session.history.get_strings()) == ["hello there"]
+
+
 def complete(state: ReplState, text: str) -> list[str]:
     completer = SlashCompleter(state)
     return [c.text for c in completer.get_completions(Document(text, len(text)), CompleteEvent(True))]
