@@ -5,7 +5,9 @@
 Runs `chatcli` as `pip install .` installs it (benchmarks/_install.py: a byte-compiled copy of this
 checkout in a temporary environment; `--editable` runs the current environment's `chatcli`
 instead) in a pseudo-terminal (pexpect), against the loopback SSE server (tests/sse_server.py)
-answering at once, so every figure is client time.
+answering at once, so every figure is client time. The server runs in a process of its own
+(benchmarks/_server.py): in the bench's process it waited for the GIL while pexpect read the
+terminal, noise larger than the differences measured here.
 
 * prompt drawn       launch -> prompt-toolkit has drawn the first prompt (target <= 250 ms).
                      The mark is the bracketed-paste switch prompt-toolkit sends as the prompt
@@ -39,7 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._install import Install, bench_env, user_install  # noqa: E402
-from tests.sse_server import Reply, SSEServer, openai_chunks  # noqa: E402
+from benchmarks._server import ServerProcess  # noqa: E402
+from tests.sse_server import Reply, openai_chunks  # noqa: E402
 
 PROMPT_ON = "\x1b[?2004h"  # prompt-toolkit enables bracketed paste when a prompt starts
 PROMPT_TARGET = 0.250
@@ -58,7 +61,7 @@ def installation(tmp: Path, editable: bool) -> Install:
     return Install(sys.executable, chatcli_path()) if editable else user_install(tmp)
 
 
-def env_for(server: SSEServer, home: Path) -> dict[str, str]:
+def env_for(server: ServerProcess, home: Path) -> dict[str, str]:
     env = {k: v for k, v in bench_env(dict(os.environ)).items()
            if not k.startswith(("OPENAI_", "ANTHROPIC_", "CHATCLI_"))}
     env.update({
@@ -79,7 +82,7 @@ def wait_prompt(child: pexpect.spawn) -> None:
     child.expect_exact(">")
 
 
-def one_run(exe: str, server: SSEServer, home: Path, typing: float, index: int,
+def one_run(exe: str, server: ServerProcess, home: Path, typing: float, index: int,
             argv: tuple[str, ...] = ()) -> tuple[float, float, float]:
     """(seconds to prompt, TTFB of reply 1, TTFB of reply 2) for one chatcli process.
 
@@ -113,7 +116,7 @@ def one_run(exe: str, server: SSEServer, home: Path, typing: float, index: int,
     return to_prompt, ttfbs[0], ttfbs[1]
 
 
-def floor(python: str, server: SSEServer, home: Path) -> float:
+def floor(python: str, server: ServerProcess, home: Path) -> float:
     """The same pty launch of a bare interpreter: what no Python CLI can beat on this machine."""
     started = time.perf_counter()
     child = pexpect.spawn(python, ["-c", "print('>', flush=True)"], env=env_for(server, home),
@@ -129,7 +132,7 @@ PT_PROMPT = ("from prompt_toolkit import PromptSession\n"
              "try:\n    PromptSession().prompt('> ')\nexcept EOFError:\n    pass\n")
 
 
-def floor_prompt(python: str, server: SSEServer, home: Path) -> float:
+def floor_prompt(python: str, server: ServerProcess, home: Path) -> float:
     """Launch -> prompt of the smallest prompt-toolkit program: the part of chatcli's prompt time
     that is the interpreter and the UI library, which chatcli cannot make smaller."""
     started = time.perf_counter()
@@ -154,7 +157,7 @@ def measure(runs: int, typing: float, editable: bool) -> dict[str, list[float]]:
     """Seconds per run for each row (see the module docstring)."""
     rows: dict[str, list[float]] = {"prompt": [], "t1": [], "t2": [], "t1_now": [], "t2_now": [], "floor": [],
                                     "prompt_flags": [], "pt_floor": []}
-    with SSEServer() as server, tempfile.TemporaryDirectory() as tmp:
+    with ServerProcess() as server, tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         install = installation(home, editable)
         exe = install.chatcli
