@@ -85,12 +85,18 @@ def test_write_failure_warns_once_and_the_chat_goes_on(tmp_path: Path, failure: 
     assert other.conversation_id is None and len(said) == 1
 
 
-def test_a_failed_first_record_leaves_no_conversation_behind(tmp_path: Path) -> None:
+def _full_disk_store(tmp_path: Path) -> tuple[Store, FailingConnection, list[str]]:
+    """A store whose writes now fail with ENOSPC, and the list its warnings go to."""
     said: list[str] = []
     store = Store.open(tmp_path / "d", warn=said.append, connect=_failing_connect)
     conn = store._conn
     assert isinstance(conn, FailingConnection)
     conn.fail = OSError(errno.ENOSPC, "No space left on device")
+    return store, conn, said
+
+
+def test_a_failed_first_record_leaves_no_conversation_behind(tmp_path: Path) -> None:
+    store, conn, said = _full_disk_store(tmp_path)
     turn = Turn("user", "hello")
     recorder = store.recorder()
     recorder.record(turn)
@@ -101,11 +107,7 @@ def test_a_failed_first_record_leaves_no_conversation_behind(tmp_path: Path) -> 
 
 
 def test_prepare_writes_on_a_failing_disk_warns_once_and_the_chat_goes_on(tmp_path: Path) -> None:
-    said: list[str] = []
-    store = Store.open(tmp_path / "d", warn=said.append, connect=_failing_connect)
-    conn = store._conn
-    assert isinstance(conn, FailingConnection)
-    conn.fail = OSError(errno.ENOSPC, "No space left on device")
+    store, conn, said = _full_disk_store(tmp_path)
     store.prepare_writes()
     assert not store.saving
     assert len(said) == 1 and "No space left on device" in said[0]
