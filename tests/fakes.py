@@ -1,12 +1,21 @@
-"""A scripted provider for session, renderer, REPL and store tests (provider tests use the real SDKs)."""
+"""A scripted provider for session, renderer, REPL and store tests (provider tests use the real SDKs),
+and a terminal stand-in."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from chatcli.errors import ProviderError
 from chatcli.events import Event, Finish, Message, TextDelta
+
+
+class TTY(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 @dataclass

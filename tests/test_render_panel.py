@@ -20,6 +20,7 @@ from chatcli.events import Finish, Notice, ReasoningDelta, Retrying, TextDelta, 
 from chatcli.render.blocks import RowRenderer, render_rows
 from chatcli.render.panel import PanelView, content_width
 from chatcli.render.sanitize import sanitize
+from tests.fakes import TTY
 
 COLS, ROWS = 80, 24
 
@@ -326,10 +327,6 @@ def test_zwj_emoji_width_disagreement_does_not_break_rows() -> None:
 def test_spinner_and_retry_countdown_on_a_tty_stderr_then_cleared() -> None:
     import time
 
-    class TTY(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     out, err = io.StringIO(), TTY()
     view = PanelView(out, err, size=lambda: (COLS, ROWS), label="p:m", color_system=None)
     try:
@@ -352,10 +349,6 @@ def test_the_spinner_waits_for_a_slow_reply_only() -> None:
     import time
 
     from chatcli.render.panel import SPINNER_DELAY
-
-    class TTY(io.StringIO):
-        def isatty(self) -> bool:
-            return True
 
     now = [100.0]
     fast_err = TTY()
