@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from chatcli.env import Environment
     from chatcli.options import Ask, Opt, Shared
     from chatcli.providers.base import Provider
+    from chatcli.session import Session
 
 
 EPIPE_EXIT = 141  # 128 + SIGPIPE
@@ -494,7 +495,6 @@ def _repl(shared: "Shared") -> int:
 
     conversation = app.load_conversation(resume=shared.resume, continue_=shared.continue_)
     resolved = app.resolve_for(conversation)
-    provider = app.provider(resolved.provider)
     # `cat notes.md | chatcli`: the piped text is the first message. An idle pipe is not an error
     # here (the chat itself is what the user asked for): we just go on without a first message.
     first = stdin.read_piped(app.env, app.settings.stdin_timeout, have_argument=True)
@@ -503,15 +503,20 @@ def _repl(shared: "Shared") -> int:
     # A new conversation's history store is opened by the REPL once the prompt is up: SQLite and
     # the store module are ~10 ms of the prompt's 250 ms budget. Resuming opened it already.
     store_now = app.settings.save and app.store_is_open
-    session = app.session(resolved, provider, conversation=conversation,
-                          recorder=app.recorder(conversation) if store_now else None)
+
+    def start() -> "Session":
+        # Called by the REPL once its prompt is drawn: the provider and session modules are ~20 ms
+        # of the prompt's budget (chatcli/repl.py). What the prompt shows until then is the label.
+        return app.session(resolved, app.provider(resolved.provider), conversation=conversation,
+                           recorder=app.recorder(conversation) if store_now else None)
 
     def resolve_model(spec: str) -> "tuple[Provider, str]":
         found = app.resolve(spec)
         return app.provider(found.provider), found.model
 
     return run_repl(
-        session,
+        start,
+        label=f"{resolved.provider.name}:{resolved.model}",
         settings=app.settings,
         open_view=lambda s: app.view(label=f"{s.provider.name}:{s.model}"),
         resolve_model=resolve_model,

@@ -5,8 +5,10 @@ Wiring (for `cli.py`)::
     from chatcli.repl import run_repl
 
     code = run_repl(
-        session,                       # chatcli.session.Session, with its provider, model, system,
-                                       # limits, trimmer and recorder (store.recorder(id) or None)
+        start,                         # () -> chatcli.session.Session, with its provider, model,
+                                       # system, limits, trimmer and recorder; called once the
+                                       # first prompt is drawn (or a built Session: used as is)
+        label="openai:gpt-4o",         # what the toolbar shows until then
         settings=settings,             # chatcli.settings.Settings (aliases, models, prices, windows)
         open_view=lambda s: ...,       # a NEW ReplyView for each reply; gets the Session so the
                                        # label can say provider:model after /model
@@ -42,12 +44,16 @@ Behaviour (SPEC.md "The REPL"):
   message); the prompt then reads from `/dev/tty`, like `sgpt` does, so `cat notes.md | chatcli`
   continues on the terminal. The prompt is drawn on stdout, or on stderr when stdout is
   redirected, so `chatcli > log` keeps replies alone on stdout.
-* Start-up: nothing slow happens before the first prompt is drawn. Right after it is drawn (the
-  application's first `after_render`), a daemon thread calls `provider.warm()` (the SDK import)
-  and imports the renderer, hidden behind the user's typing (rendering.md §7.3); the first send
-  joins it. A new conversation's history store (`open_store`) is opened then too, in the main
-  thread, and makes its first commit (a warning it has is shown above the prompt); and Enter's
-  key bindings are looked up once (`_warm_enter`), so the first message does not do it.
+* Start-up: nothing slow happens before the first prompt is drawn, and the prompt needs only the
+  settings and the model's label. Right after it is drawn (the application's first
+  `after_render`), in the main thread and before any key is read, the REPL builds its state
+  (`Repl.boot`: the session and its provider, which loads the chat's own modules); then a
+  daemon thread calls `provider.warm()` (the SDK import) and imports the renderer, hidden behind
+  the user's typing (rendering.md §7.3); the first send joins it. A new conversation's history
+  store (`open_store`) is opened then too, in the main thread, and makes its first commit; and
+  Enter's key bindings are looked up once (`_warm_enter`), so the first message does not do it.
+  Anything these print (a store warning, a provider's plain-http warning) is shown above the
+  prompt. A piped first message builds the state before it is sent, with no prompt yet.
 * The input history file is private (dir 0700, file 0600) and never receives a line that looks
   like it holds a key (`chatcli.redact`): people paste keys into the wrong window.
 """
@@ -79,35 +85,28 @@ from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import Output, create_output
 
 from chatcli import gcpause
-from chatcli.commands import (
-    COMMANDS,
-    EXIT,
-    ConversationStore,
-    ModelResolver,
-    ReplState,
-    Reply,
-    conversation_id,
-    dispatch,
-    is_command,
-    model_label,
-    model_names,
-    safe,
-)
 from chatcli.errors import ChatCLIError
-from chatcli.events import SessionEvent
 from chatcli.redact import redact
-from chatcli.render.base import ReplyView
-from chatcli.session import Session
-from chatcli.settings import Settings
-from chatcli.turn import run_turn
+from chatcli.render.sanitize import sanitize
 
+# The chat's own modules (commands, session, events, the turn loop and, through the session
+# factory, the provider) are imported when the REPL's state is built, right after the first
+# prompt is drawn (`Repl.boot`): ~20 ms of dataclass and Protocol building on Python 3.11 that
+# would otherwise sit between launching chatcli and seeing its prompt (repl_bench).
 if TYPE_CHECKING:
+    from chatcli.commands import ConversationStore, ModelResolver, ReplState
     from chatcli.env import Environment
+    from chatcli.events import SessionEvent
     from chatcli.providers.base import Provider
+    from chatcli.render.base import ReplyView
+    from chatcli.session import Session
+    from chatcli.settings import Settings
 
-ViewFactory = Callable[[Session], ReplyView]
-#: Opens the history store, passing any warning to the callable it is given (None: no store).
-StoreOpener = Callable[[Callable[[str], None]], ConversationStore | None]
+    ViewFactory = Callable[[Session], ReplyView]
+    #: Opens the history store, passing any warning to the callable it is given (None: no store).
+    StoreOpener = Callable[[Callable[[str], None]], ConversationStore | None]
+    #: Builds the conversation's session (and its provider) when the REPL is ready for it.
+    SessionFactory = Callable[[], Session]
 
 PROMPT = "> "
 EXIT_HINT = "(press Ctrl-C again, Ctrl-D or type /exit to quit)"
@@ -118,10 +117,11 @@ _HISTORY_MAX_CHARS = 100_000
 
 
 def run_repl(
-    session: Session,
+    session: Session | SessionFactory,
     *,
     settings: Settings,
     open_view: ViewFactory,
+    label: str = "",
     resolve_model: ModelResolver | None = None,
     store: ConversationStore | None = None,
     open_store: StoreOpener | None = None,
@@ -132,6 +132,10 @@ def run_repl(
     output: Output | None = None,
 ) -> int:
     """Run the interactive chat until the user leaves; returns the exit code. See the module doc.
+
+    `session`: the conversation's Session, or a callable that builds it; the REPL calls that once
+    the first prompt is on screen (or before a piped first message is sent), and the toolbar shows
+    `label` ("provider:model") until then.
 
     `store`: the history store, already open; or `open_store` to open it once the prompt is up
     (a new conversation: its recorder is attached to the session then, before any request).
@@ -148,24 +152,32 @@ def run_repl(
         if input is None or output is None:
             terminal = _terminal(env)
             if terminal is None:
-                return _no_terminal(session, settings, env, open_view, first_message, open_store)
+                return _no_terminal(_built(session), settings, env, open_view, first_message, open_store)
             opened, default_input, default_output = terminal
             input = input or default_input
             output = output or default_output
         # /copy writes OSC 52 to the first of these that is a terminal.
         terminals = (env.stdout, env.stderr, *(h for h in opened if h.writable()))
-        state = ReplState(
-            session=session,
-            settings=settings,
-            err=env.stderr,
-            terminals=terminals,
-            resolve_model=resolve_model or _default_resolver(settings),
-            store=store,
-        )
+
+        def make_state() -> ReplState:
+            from chatcli.commands import ReplState
+
+            return ReplState(
+                session=_built(session),
+                settings=settings,
+                err=env.stderr,
+                terminals=terminals,
+                resolve_model=resolve_model or _default_resolver(settings),
+                store=store,
+            )
+
+        def say(line: str) -> None:
+            print(line, file=env.stderr, flush=True)
+
         if history_path is None and settings.data_dir is not None:
             history_path = Path(settings.data_dir) / HISTORY_FILE
-        repl = Repl(state, open_view, input=input, output=output,
-                    history=_open_history(history_path, state.say), open_store=open_store)
+        repl = Repl(make_state if callable(session) else make_state(), open_view, label=label,
+                    input=input, output=output, history=_open_history(history_path, say), open_store=open_store)
         return repl.run(first_message)
     finally:
         for handle in opened:
@@ -173,19 +185,51 @@ def run_repl(
                 handle.close()
 
 
-class Repl:
-    """The loop. Separate from `run_repl` so tests can poke at its state between prompts."""
+def _built(session: Session | SessionFactory) -> Session:
+    return session() if callable(session) else session
 
-    def __init__(self, state: ReplState, open_view: ViewFactory, *, input: Input | None,
-                 output: Output | None, history: History | None = None,
-                 open_store: StoreOpener | None = None) -> None:
-        self.state = state
+
+class Repl:
+    """The loop. Separate from `run_repl` so tests can poke at its state between prompts.
+
+    `state`: the REPL's state, or a callable that builds it. A callable is called by `boot()`: right
+    after the first prompt is drawn (the toolbar shows `label` until then), or before a message is
+    sent, whichever comes first; `state` builds it too if anything needs it earlier.
+    """
+
+    def __init__(self, state: ReplState | Callable[[], ReplState], open_view: ViewFactory, *,
+                 input: Input | None, output: Output | None, history: History | None = None,
+                 open_store: StoreOpener | None = None, label: str = "") -> None:
+        self._state: ReplState | None = None
+        self._make_state = state if callable(state) else None
+        self._label = label
         self.open_view = open_view
         self._open_store = open_store
         self.warmer = Warmer()
-        state.on_model_change = self.warmer.start_for
         self._exit_armed = False  # a Ctrl-C on an empty line was pressed; the next one exits
+        if not callable(state):
+            self._adopt(state)
         self.prompt_session = _prompt_session(self, input=input, output=output, history=history)
+
+    @property
+    def state(self) -> ReplState:
+        return self._state if self._state is not None else self.boot()
+
+    def boot(self) -> ReplState:
+        """Build the state (the session, its provider and the chat's modules) if not done yet."""
+        if self._state is None:
+            assert self._make_state is not None
+            self._adopt(self._make_state())
+            assert self._state is not None
+        return self._state
+
+    def _adopt(self, state: ReplState) -> None:
+        self._state = state
+        state.on_model_change = self.warmer.start_for
+
+    @property
+    def multiline(self) -> bool:
+        return self._state is not None and self._state.multiline
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -207,6 +251,8 @@ class Repl:
             self._exit_armed = False
             if not text.strip():
                 continue
+            from chatcli.commands import EXIT, is_command  # loaded by boot(): a dictionary lookup
+
             if is_command(text):
                 if self.command(text) is EXIT:
                     return self._leave()
@@ -216,10 +262,12 @@ class Repl:
             self.send(text)
 
     def command(self, text: str) -> object:
+        from chatcli.commands import Reply, dispatch
+
         try:
             outcome = dispatch(self.state, text)
         except ChatCLIError as exc:
-            self.state.say(safe(redact(exc.message)))
+            self.state.say(sanitize(redact(exc.message)))
             return None
         except KeyboardInterrupt:  # a slow command (e.g. a store query) cancelled
             self.state.say("cancelled")
@@ -233,6 +281,8 @@ class Repl:
 
     def stream(self, events: Generator[SessionEvent, None, None]) -> None:
         """Show one reply. Every failure ends here as one line on stderr; the loop goes on."""
+        from chatcli.turn import run_turn
+
         try:
             self.open_store()  # normally done when the prompt was first drawn
             self.warmer.settle()  # the SDK import started after the first prompt: finish it first
@@ -247,14 +297,16 @@ class Repl:
             self.state.say("interrupted")
         except ChatCLIError as exc:  # ProviderError before any text, a store problem...
             events.close()
-            self.state.say("error: " + safe(redact(exc.message)))
+            self.state.say("error: " + sanitize(redact(exc.message)))
         except Exception as exc:  # a bug: keep the conversation alive, say what happened
             events.close()
             if self.state.settings.debug:
-                self.state.say(safe(redact(traceback.format_exc())))
-            self.state.say(f"internal error: {type(exc).__name__}: {safe(redact(str(exc)))}")
+                self.state.say(sanitize(redact(traceback.format_exc())))
+            self.state.say(f"internal error: {type(exc).__name__}: {sanitize(redact(str(exc)))}")
 
     def _leave(self) -> int:
+        from chatcli.commands import conversation_id
+
         ident = conversation_id(self.state.session)
         if ident is not None and self.state.session.turns:
             self.state.say(f"conversation saved; continue it with: chatcli -r {ident}")
@@ -263,18 +315,37 @@ class Repl:
     # -- prompt hooks -----------------------------------------------------------------------
 
     def _pre_run(self) -> None:
-        """Runs just before the prompt's first draw: hook the warm-up to the end of that draw."""
+        """Runs just before the prompt's first draw: hook the start-up work to the end of that draw."""
         if self.warmer.started:
             return
         app = get_app()
 
         def after_render(app: Application[Any]) -> None:
             app.after_render -= after_render
+            drawn = self.toolbar()
+            self._boot_above_prompt()
             self.open_store(above_prompt=True)
             self.warmer.start_for(self.state.session.provider)
             _warm_enter(app)
+            if self.toolbar() != drawn:  # a resumed conversation: its token count
+                app.invalidate()
 
         app.after_render += after_render
+
+    def _boot_above_prompt(self) -> None:
+        """`boot()` while the prompt is on screen: what building the session prints (a provider's
+        warning about a plain-http URL) is said above the prompt instead of through it."""
+        if self._state is not None:
+            return
+        import io
+
+        # sys.stderr is process-wide, but nothing else prints now: this is the main thread before
+        # any key is read, and the warm-up thread starts after it.
+        printed = io.StringIO()
+        with contextlib.redirect_stderr(printed):
+            self.boot()
+        if printed.getvalue():
+            run_in_terminal(lambda: print(printed.getvalue(), end="", file=self.state.err, flush=True))
 
     def open_store(self, *, above_prompt: bool = False) -> None:
         """Open a new conversation's history store (once) and attach its recorder to the session.
@@ -317,19 +388,23 @@ class Repl:
     # -- the toolbar ------------------------------------------------------------------------
 
     def toolbar(self) -> StyleAndTextTuples:
-        session = self.state.session
+        if self._state is None:  # before the first prompt is drawn: no session yet
+            return [("class:bottom-toolbar.text", f" {sanitize(self._label)} ")]
+        from chatcli.commands import model_label
+
+        session = self._state.session
         parts = [model_label(session)]
         counted = context_tokens(session)
         if counted is not None:
             used, exact = counted
             text = f"{'' if exact else '~'}{used:,} tokens"
-            window = context_window(self.state.settings, session)
+            window = context_window(self._state.settings, session)
             if window:
                 text += f" · {used / window:.0%} of {_k(window)}"
             parts.append(text)
-        if self.state.multiline:
+        if self._state.multiline:
             parts.append("multiline: Esc-Enter sends")
-        return [("class:bottom-toolbar.text", " " + " · ".join(safe(p) for p in parts) + " ")]
+        return [("class:bottom-toolbar.text", " " + " · ".join(sanitize(p) for p in parts) + " ")]
 
 
 # -- warm-up -----------------------------------------------------------------------------------------
@@ -391,7 +466,9 @@ def _warm(provider: Provider) -> None:
     with contextlib.suppress(Exception):
         provider.warm(rehearse=True)
     # The view's markdown stack (markdown-it, Rich, Pygments) and its first-use costs are the other
-    # big part of the first reply's path: draw a sample reply once, off screen.
+    # big part of the first reply's path: draw a sample reply once, off screen. The turn loop that
+    # feeds a view is the last module a send needs that the REPL's boot did not import.
+    import chatcli.turn  # noqa: F401
     from chatcli.render import prime
 
     with contextlib.suppress(Exception):
@@ -531,6 +608,8 @@ def _no_terminal(session: Session, settings: Settings, env: Environment, open_vi
                  first_message: str | None, open_store: StoreOpener | None) -> int:
     """No terminal to prompt on (cron, CI, `ssh host chatcli < file`): answer what was piped, stop."""
     if first_message is not None and first_message.strip():
+        from chatcli.commands import ReplState
+
         repl_state = ReplState(session=session, settings=settings, err=env.stderr)
         repl = _HeadlessRepl(repl_state, open_view, open_store)
         repl.send(first_message)
@@ -544,7 +623,9 @@ class _HeadlessRepl(Repl):
     """The loop's `send` without a prompt (used when no terminal is attached)."""
 
     def __init__(self, state: ReplState, open_view: ViewFactory, open_store: StoreOpener | None) -> None:
-        self.state = state
+        self._state = state
+        self._make_state = None
+        self._label = ""
         self.open_view = open_view
         self._open_store = open_store
         self.warmer = Warmer()
@@ -556,11 +637,9 @@ class _HeadlessRepl(Repl):
 
 def _prompt_session(repl: Repl, *, input: Input | None, output: Output | None,
                     history: History | None) -> PromptSession[str]:
-    state = repl.state
-
     @Condition
     def multiline() -> bool:
-        return state.multiline
+        return repl.multiline
 
     @Condition
     def typing_command() -> bool:
@@ -576,7 +655,7 @@ def _prompt_session(repl: Repl, *, input: Input | None, output: Output | None,
         history=history,
         multiline=multiline,
         key_bindings=_key_bindings(repl),
-        completer=SlashCompleter(state),
+        completer=SlashCompleter(lambda: repl.state),
         complete_while_typing=typing_command,  # a menu for /commands only, not for every message
         auto_suggest=AutoSuggestFromHistory(),
         enable_history_search=False,  # Up/Down walk history; Ctrl-R is the search
@@ -602,13 +681,12 @@ def _accept(buffer: Buffer) -> bool:
 
 
 def _key_bindings(repl: Repl) -> KeyBindings:
-    state = repl.state
     kb = KeyBindings()
     in_prompt = has_focus(DEFAULT_BUFFER)  # not in the Ctrl-R search field
 
     @Condition
     def multiline() -> bool:
-        return state.multiline
+        return repl.multiline
 
     # These bindings are the PromptSession's own, so they take priority over the default emacs
     # bindings (where Esc-Enter always accepts and Ctrl-J acts as Enter).
@@ -636,16 +714,20 @@ def _key_bindings(repl: Repl) -> KeyBindings:
 
 class SlashCompleter(Completer):
     """Tab completion: /command names (with their help), model specs after /model, saved
-    conversation ids after /resume, paths after /export. Plain messages get no completion."""
+    conversation ids after /resume, paths after /export. Plain messages get no completion.
+    `state` gives the REPL's current state (it changes with /new, /model, /resume)."""
 
-    def __init__(self, state: ReplState) -> None:
-        self.state = state
+    def __init__(self, state: Callable[[], ReplState]) -> None:
+        self._state = state
         self._paths = PathCompleter(expanduser=True)
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
         text = document.text_before_cursor
         if not text.startswith("/") or text.startswith("//") or "\n" in text:
             return
+        from chatcli.commands import COMMANDS, model_names
+
+        state = self._state()
         if " " not in text:
             typed = text.lower()
             for command in COMMANDS:
@@ -657,21 +739,21 @@ class SlashCompleter(Completer):
         arg = arg.lstrip()
         head = head.lower()
         if head == "/model":
-            for name in model_names(self.state.settings):
+            for name in model_names(state.settings):
                 if name.startswith(arg):
                     yield Completion(name, start_position=-len(arg))
-        elif head == "/resume" and self.state.store is not None:
+        elif head == "/resume" and state.store is not None:
             try:
-                rows = self.state.store.list_conversations(limit=30)
+                rows = state.store.list_conversations(limit=30)
             except ChatCLIError:
                 return
             for row in rows:
                 ident = str(row.id)
                 if ident.startswith(arg):
                     title = " ".join(str(getattr(row, "title", "") or "").split())[:50]
-                    yield Completion(ident, start_position=-len(arg), display_meta=safe(title))
+                    yield Completion(ident, start_position=-len(arg), display_meta=sanitize(title))
         elif head == "/export":
             yield from self._paths.get_completions(Document(arg, len(arg)), complete_event)
 
 
-__all__ = ["EXIT_HINT", "PROMPT", "Repl", "SlashCompleter", "ViewFactory", "Warmer", "run_repl"]
+__all__ = ["EXIT_HINT", "PROMPT", "Repl", "SlashCompleter", "Warmer", "run_repl"]

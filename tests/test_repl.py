@@ -84,11 +84,14 @@ class Harness:
     def run(self, keys: str, *, first_message: str | None = None) -> Run:
         err = io.StringIO()
         env = Environment(stdin=None, stdout=io.StringIO(), stderr=err)
-        assert self.session is not None
+        session = self.session
+        assert session is not None
         with create_pipe_input() as pipe:
             pipe.send_text(keys)
             code = run_repl(
-                self.session, settings=self.settings, open_view=self.view, resolve_model=self.resolve_model,
+                # As the CLI does: the session is built by the REPL once its prompt is drawn.
+                lambda: session, label="fake:m1",
+                settings=self.settings, open_view=self.view, resolve_model=self.resolve_model,
                 store=self.store, env=env, first_message=first_message, history_path=self.history_path,
                 input=pipe, output=DummyOutput(),
             )
@@ -375,6 +378,142 @@ def test_warm_up_is_not_started_before_the_prompt() -> None:
     assert order == ["drawn", "warm", "view"]
 
 
+def test_the_session_is_built_once_the_prompt_is_drawn() -> None:
+    """The prompt needs only the model's label: the session, its provider and the chat's modules are
+    built after the first draw (and before the SDK warm-up, which needs the provider)."""
+    order: list[str] = []
+
+    class Recording(FakeProvider):
+        def warm(self, *, rehearse: bool = False) -> None:
+            order.append("warm")
+
+    provider = Recording()
+
+    def start() -> Session:
+        order.append("built")
+        return Session(provider, model="m")
+
+    class Screen(DummyOutput):
+        def flush(self) -> None:
+            if "drawn" not in order:
+                order.append("drawn")
+
+    with create_pipe_input() as pipe:
+        pipe.send_text("hi" + ENTER + CTRL_D)
+        code = run_repl(start, label="fake:m", settings=Settings(), open_view=lambda s: FakeView(),
+                        env=Environment(stderr=io.StringIO(), stdout=io.StringIO()), input=pipe, output=Screen())
+    assert code == 0
+    assert order == ["drawn", "built", "warm"]
+    assert sent(provider) == ["hi"]
+
+
+def test_the_toolbar_shows_the_label_until_the_session_is_built() -> None:
+    from chatcli.repl import Repl
+
+    built: list[ReplState] = []
+
+    def make_state() -> ReplState:
+        built.append(ReplState(session=Session(FakeProvider(), model="m1"), settings=Settings(), err=io.StringIO()))
+        return built[-1]
+
+    with create_pipe_input() as pipe:
+        repl = Repl(make_state, lambda s: FakeView(), label="openai:gpt-4o\x1b[2J", input=pipe, output=DummyOutput())
+        before = repl.toolbar()[0][1]
+        assert built == []  # drawing the toolbar does not build anything
+        assert "openai:gpt-4o" in before and "\x1b" not in before  # the label is untrusted text too
+        assert repl.state is built[0] and repl.boot() is built[0]  # built on first use, once
+        assert "fake:m1" in repl.toolbar()[0][1]
+
+
+def test_what_building_the_session_prints_is_shown_above_the_prompt(capsys: pytest.CaptureFixture[str]) -> None:
+    """A provider warns from its constructor (a plain-http URL); built while the prompt is on the
+    screen, the warning must go above the prompt, not through the middle of it."""
+    import sys
+
+    def start() -> Session:
+        print("chatcli: warning: base_url is not HTTPS", file=sys.stderr, flush=True)
+        return Session(FakeProvider().reply("ok"), model="m")
+
+    err = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text("hi" + ENTER + CTRL_D)
+        run_repl(start, label="fake:m", settings=Settings(), open_view=lambda s: FakeView(),
+                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=DummyOutput())
+    assert err.getvalue().count("base_url is not HTTPS") == 1
+    assert "not HTTPS" not in capsys.readouterr().err  # not written while the prompt was drawn
+
+
+def test_a_resumed_conversations_toolbar_is_redrawn_with_its_tokens() -> None:
+    """The first frame shows the label; once the session is built the toolbar can say more (a
+    resumed conversation's tokens), and the prompt is redrawn without waiting for a key."""
+    import threading
+    import time
+
+    from chatcli.session import Turn
+
+    turns = [Turn("user", "hi"), Turn("assistant", "hello", input_tokens=1200, output_tokens=34)]
+    written: list[str] = []
+
+    class Screen(DummyOutput):
+        def write(self, data: str) -> None:
+            written.append(data)
+
+    def start() -> Session:
+        return Session(FakeProvider(), model="m1", turns=list(turns))
+
+    def shown() -> str:
+        return "".join(list(written))
+
+    with create_pipe_input() as pipe:
+        def leave_once_redrawn() -> None:
+            deadline = time.monotonic() + 5
+            while "1,234 tokens" not in shown() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            pipe.send_text(CTRL_D)
+
+        keys = threading.Thread(target=leave_once_redrawn)
+        keys.start()
+        run_repl(start, label="fake:m1", settings=Settings(), open_view=lambda s: FakeView(),
+                 env=Environment(stderr=io.StringIO(), stdout=io.StringIO()), input=pipe, output=Screen())
+        keys.join()
+    frames = shown()
+    # The second frame is drawn as a difference from the first: only the changed cells.
+    assert frames.index("fake:m1") < frames.index("1,234 tokens")
+
+
+def test_a_piped_first_message_builds_the_session_before_it_is_sent() -> None:
+    order: list[str] = []
+    provider = FakeProvider().reply("piped answer")
+
+    def start() -> Session:
+        order.append("built")
+        return Session(provider, model="m")
+
+    def view(session: Session) -> FakeView:
+        order.append("view")
+        return FakeView()
+
+    with create_pipe_input() as pipe:
+        pipe.send_text(CTRL_D)
+        run_repl(start, label="fake:m", settings=Settings(), open_view=view, first_message="from the pipe",
+                 env=Environment(stderr=io.StringIO(), stdout=io.StringIO()), input=pipe, output=DummyOutput())
+    assert order == ["built", "view"]  # once, for the piped message (sent before any prompt)
+    assert sent(provider) == ["from the pipe"]
+
+
+def test_a_session_that_cannot_be_built_ends_the_chat_with_its_error() -> None:
+    """Raised from the first draw's hook: prompt-toolkit restores the terminal and the CLI reports
+    the one line and its exit code, as it did when this ran before the prompt."""
+
+    def start() -> Session:
+        raise UsageError("unknown provider 'nope'")
+
+    with create_pipe_input() as pipe, pytest.raises(UsageError, match="nope"):
+        pipe.send_text("hi" + ENTER + CTRL_D)
+        run_repl(start, label="nope:m", settings=Settings(), open_view=lambda s: FakeView(),
+                 env=Environment(stderr=io.StringIO(), stdout=io.StringIO()), input=pipe, output=DummyOutput())
+
+
 def test_toolbar_shows_model_tokens_and_share_of_window() -> None:
     provider = FakeProvider()
     provider.scripts.append([TextDelta("ok"), Usage(1500, 500), Finish("stop")])
@@ -414,7 +553,7 @@ def test_a_sent_message_leaves_the_prompt_without_restyling_it() -> None:
 
 
 def complete(state: ReplState, text: str) -> list[str]:
-    completer = SlashCompleter(state)
+    completer = SlashCompleter(lambda: state)
     return [c.text for c in completer.get_completions(Document(text, len(text)), CompleteEvent(True))]
 
 

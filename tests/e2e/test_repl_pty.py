@@ -299,3 +299,60 @@ def test_ctrl_c_during_retry_countdown_returns_to_the_prompt(server: SSEServer, 
     assert len(server.requests) == 2  # no stray retry of the cancelled request
     # The cancelled exchange had no reply, so the next request is just the new message.
     assert messages(server, 1) == [{"role": "user", "content": "again"}]
+
+
+def test_the_prompt_is_drawn_before_the_chats_own_modules_load(server: SSEServer, tmp_path: Path) -> None:
+    """What makes the prompt fast (repl_bench: launch -> prompt <= 250 ms): the first frame needs
+    only the settings and the model's label. The session, its provider, the slash commands, the
+    stream events and the history store are loaded right after that frame, and the chat works."""
+    loaded = tmp_path / "loaded-at-first-frame"
+    code = (
+        "import sys\n"
+        "import prompt_toolkit.renderer as renderer\n"
+        "render = renderer.Renderer.render\n"
+        "def first_frame(self, *args, **kwargs):\n"
+        "    render(self, *args, **kwargs)\n"
+        "    renderer.Renderer.render = render\n"
+        f"    with open({str(loaded)!r}, 'w') as f:\n"
+        "        f.write(' '.join(m for m in sys.modules if m.startswith('chatcli')))\n"
+        "renderer.Renderer.render = first_frame\n"
+        "sys.argv = ['chatcli', '-m', 'openai:gpt-test']\n"
+        "from chatcli.cli import main\n"
+        "main()\n"
+    )
+    server.add(reply("built", " after the frame"))
+    child = pexpect.spawn(sys.executable, ["-c", code], env=chat_env(server, tmp_path), dimensions=(30, 100),
+                          encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
+    child.logfile_read = _Log()
+    child.expect_exact(PROMPT)
+    child.send("hello\r")
+    child.expect_exact("after the frame")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    assert finish(child) == 0
+    modules = set(loaded.read_text().split())
+    assert {"chatcli.cli", "chatcli.config", "chatcli.repl"} <= modules  # the file is what it says
+    late = {"chatcli.commands", "chatcli.session", "chatcli.events", "chatcli.turn", "chatcli.providers.openai",
+            "chatcli.providers.base", "chatcli.store"}
+    assert not modules & late, f"loaded before the first frame: {sorted(modules & late)}"
+
+
+def test_a_plain_http_warning_is_printed_above_the_prompt(server: SSEServer, tmp_path: Path) -> None:
+    """The provider warns about a plain-http URL to another host when it is built, which is now
+    just after the first frame: the line must appear once, with the prompt drawn again below it,
+    and the chat must go on. (The request reaches the loopback server as an HTTP proxy.)"""
+    server.add(reply("through", " the proxy"))
+    env = dict(chat_env(server, tmp_path), OPENAI_BASE_URL="http://llm.example.test/v1", HTTP_PROXY=server.url,
+               http_proxy=server.url, NO_PROXY="", no_proxy="")
+    child = pexpect.spawn(CHATCLI, ["-m", "openai:gpt-test"], env=env, dimensions=(30, 100),
+                          encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
+    child.logfile_read = _Log()
+    child.expect_exact("not HTTPS")
+    child.expect_exact(PROMPT)  # drawn again, below the warning
+    child.send("hello\r")
+    child.expect_exact("the proxy")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    assert finish(child) == 0
+    assert screen(child).count("not HTTPS") == 1
+    assert server.requests[-1].path.endswith("/chat/completions")
