@@ -200,6 +200,12 @@ class Repl:
     def __init__(self, state: ReplState | Callable[[], ReplState], open_view: ViewFactory, *,
                  input: Input | None, output: Output | None, history: History | None = None,
                  open_store: StoreOpener | None = None, label: str = "") -> None:
+        self._setup(state, open_view, open_store, label)
+        self.prompt_session = _prompt_session(self, input=input, output=output, history=history)
+
+    def _setup(self, state: ReplState | Callable[[], ReplState], open_view: ViewFactory,
+               open_store: StoreOpener | None, label: str) -> None:
+        """Everything but the prompt (`_HeadlessRepl` has none)."""
         self._state: ReplState | None = None
         self._make_state = state if callable(state) else None
         self._label = label
@@ -209,7 +215,6 @@ class Repl:
         self._exit_armed = False  # a Ctrl-C on an empty line was pressed; the next one exits
         if not callable(state):
             self._adopt(state)
-        self.prompt_session = _prompt_session(self, input=input, output=output, history=history)
 
     @property
     def state(self) -> ReplState:
@@ -217,11 +222,12 @@ class Repl:
 
     def boot(self) -> ReplState:
         """Build the state (the session, its provider and the chat's modules) if not done yet."""
-        if self._state is None:
-            assert self._make_state is not None
-            self._adopt(self._make_state())
-            assert self._state is not None
-        return self._state
+        if self._state is not None:
+            return self._state
+        assert self._make_state is not None
+        state = self._make_state()
+        self._adopt(state)
+        return state
 
     def _adopt(self, state: ReplState) -> None:
         self._state = state
@@ -623,13 +629,7 @@ class _HeadlessRepl(Repl):
     """The loop's `send` without a prompt (used when no terminal is attached)."""
 
     def __init__(self, state: ReplState, open_view: ViewFactory, open_store: StoreOpener | None) -> None:
-        self._state = state
-        self._make_state = None
-        self._label = ""
-        self.open_view = open_view
-        self._open_store = open_store
-        self.warmer = Warmer()
-        self._exit_armed = False
+        self._setup(state, open_view, open_store, label="")
 
 
 # -- prompt-toolkit objects ------------------------------------------------------------------------
@@ -637,9 +637,7 @@ class _HeadlessRepl(Repl):
 
 def _prompt_session(repl: Repl, *, input: Input | None, output: Output | None,
                     history: History | None) -> PromptSession[str]:
-    @Condition
-    def multiline() -> bool:
-        return repl.multiline
+    multiline = Condition(lambda: repl.multiline)
 
     @Condition
     def typing_command() -> bool:
@@ -654,7 +652,7 @@ def _prompt_session(repl: Repl, *, input: Input | None, output: Output | None,
         output=output,
         history=history,
         multiline=multiline,
-        key_bindings=_key_bindings(repl),
+        key_bindings=_key_bindings(repl, multiline),
         completer=SlashCompleter(lambda: repl.state),
         complete_while_typing=typing_command,  # a menu for /commands only, not for every message
         auto_suggest=AutoSuggestFromHistory(),
@@ -680,13 +678,9 @@ def _accept(buffer: Buffer) -> bool:
     return True  # keep the text on screen: the next prompt resets the buffer (as prompt-toolkit's)
 
 
-def _key_bindings(repl: Repl) -> KeyBindings:
+def _key_bindings(repl: Repl, multiline: Condition) -> KeyBindings:
     kb = KeyBindings()
     in_prompt = has_focus(DEFAULT_BUFFER)  # not in the Ctrl-R search field
-
-    @Condition
-    def multiline() -> bool:
-        return repl.multiline
 
     # These bindings are the PromptSession's own, so they take priority over the default emacs
     # bindings (where Esc-Enter always accepts and Ctrl-J acts as Enter).
