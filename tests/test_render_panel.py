@@ -394,3 +394,61 @@ def test_heal_closes_only_what_can_still_close() -> None:
     assert heal("2 ** 3") == "2 ** 3"
     assert heal("```py\n**x") == "```py\n**x"  # never inside a fence
     assert heal("para **x\n\n- item") == "para **x\n\n- item"  # markup never spans a blank line
+
+
+def test_ctrl_c_while_waiting_for_a_frame_being_painted_leaves_the_view_usable() -> None:
+    """CI caught `chatcli ask` hanging after Ctrl-C mid-stream (1 run in ~15): the main thread, waiting
+    for the view's lock while the render thread painted, got the lock with SIGINT pending and ran the
+    handler inside `Condition.__enter__`, a Python frame, before the `with` could release it.
+    `feed(Finish)` then waited forever on a lock nobody would release.
+
+    Reproduced every time: the render thread, holding the lock while the main thread waits for it,
+    raises SIGINT at itself (a signal caught by a non-main thread only marks it pending; the main
+    thread runs the handler at its next bytecode check, right after it gets the lock)."""
+    import signal
+    import threading
+    import time
+
+    main_waits = threading.Event()
+
+    class SlowTerminal(io.StringIO):
+        painting = threading.Event()
+        signalled = False
+
+        def write(self, s: str) -> int:
+            if threading.current_thread() is not threading.main_thread() and not self.signalled:
+                self.signalled = True
+                self.painting.set()
+                main_waits.wait(5)
+                time.sleep(0.2)  # the main thread is now blocked on the lock in feed()
+                signal.raise_signal(signal.SIGINT)  # pending; only the main thread runs the handler
+            return super().write(s)
+
+    out = SlowTerminal()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    view = PanelView(out, io.StringIO(), size=lambda: (COLS, ROWS), threaded=True, color_system=None)
+    try:
+        interrupted = False
+        try:
+            view.feed(TextDelta("first words"))
+            assert out.painting.wait(5)
+            main_waits.set()
+            view.feed(TextDelta(" and more"))
+            time.sleep(0.5)  # a handler that did not run inside feed() runs here
+        except KeyboardInterrupt:
+            interrupted = True
+        assert interrupted and out.signalled
+
+        # What run_turn does after Ctrl-C, watched from a thread: a leaked lock hangs it.
+        def finish() -> None:
+            view.feed(Finish("interrupted"))
+            view.close()
+
+        closer = threading.Thread(target=finish, daemon=True)
+        closer.start()
+        closer.join(5)
+        assert not closer.is_alive(), "the view's lock was left held: feed(Finish) hangs"
+        assert "first words" in "\n".join(transcript(out.getvalue()))
+        assert out.getvalue().endswith("\x1b[0m\x1b[?25h")
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -19,6 +19,16 @@ update ended) in a `finally`, so every exit path -- including Ctrl-C -- leaves t
 With `threaded=False` the view paints on `feed()` when a frame is due and on `tick()` (the
 benchmark drives it that way, on a virtual clock).
 
+Ctrl-C and the lock: the main thread takes the lock only with `with self._lock:` on a plain
+`threading.Lock`, never through a `threading.Condition` (or Event, or Semaphore). A Ctrl-C often
+arrives while the main thread waits for the lock the ticker holds to paint, or, once the ticker let
+go of it, for the GIL the ticker still holds; the main thread then gets the lock and runs the
+handler at its first bytecode check after the acquire. `Condition.__enter__` is a Python frame, so
+that check fell inside it, before the `with` statement had anything to release: the
+KeyboardInterrupt left the lock held and the next `feed(Finish)` waited forever (CI: `chatcli ask`
+hanging after Ctrl-C, 1 run in ~15). With a C-level `__enter__` the check falls inside the `with`
+body, whose exit releases the lock. The ticker is woken through `_Wakeup`, whose setter is one C call.
+
 Reasoning is shown dimmed above the answer (unless `show_reasoning=False`); reasoning that arrives
 after the answer has started is not shown (providers send it first).
 
@@ -107,6 +117,25 @@ class _Reasoning:
         return (ca, cp), (la[self.committed:], lp[self.committed:])
 
 
+class _Wakeup:
+    """A binary semaphore on a raw lock (locked = nothing to say): `set()` from any thread holding the
+    view's lock, `wait()` from the ticker only. Unlike `threading.Condition`/`Event`, a Ctrl-C in the
+    setter's thread cannot leave a lock held (see the module docstring). A wake-up is only a hint:
+    the ticker re-reads the view's state under the view's lock after every wait."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Lock()
+        self._flag.acquire()
+
+    def set(self) -> None:
+        # Only setters release, and they hold the view's lock: locked() cannot change under us.
+        if self._flag.locked():
+            self._flag.release()
+
+    def wait(self, timeout: float | None) -> None:
+        self._flag.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
+
+
 class PanelView:
     """A `ReplyView` drawing a live markdown panel. See the module docstring."""
 
@@ -135,7 +164,7 @@ class PanelView:
         self._err_color = err_tty and not no_color
 
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        self._wakeup = _Wakeup()
         self._text_san = StreamSanitizer()
         self._reason_san = StreamSanitizer()
         self._pending: list[str] = []
@@ -208,9 +237,9 @@ class PanelView:
         self._closed = True
         try:
             if self._thread is not None:
-                with self._cond:
+                with self._lock:
                     self._stop = True
-                    self._cond.notify_all()
+                    self._wakeup.set()
                 self._thread.join()
         finally:
             with self._lock:
@@ -248,14 +277,14 @@ class PanelView:
     def _add(self, queue: list[str], text: str) -> None:
         if not text:
             return
-        with self._cond:
+        with self._lock:
             if self._finalized:
                 return
             self._mark_first()
             queue.append(text)
             self._dirty = True
             if self._thread is not None:
-                self._cond.notify()
+                self._wakeup.set()
             elif self._clock() >= self._last_frame + self.interval:
                 self._safe_frame()
 
@@ -264,23 +293,28 @@ class PanelView:
         # (the REPL's warm-up usually did it while the user typed).
         with contextlib.suppress(Exception):  # only an optimisation
             warm_highlighting()
-        with self._cond:
-            while not self._stop:
-                if self._dirty and not self._finalized:
-                    wait = self._last_frame + self.interval - self._clock()
-                    if wait <= 0:
-                        self._safe_frame()
-                    else:
-                        self._cond.wait(wait)
-                elif self._spinner and not self._started and not self._finalized:
-                    due = self._start + SPINNER_DELAY - self._clock()
-                    if due > 0:
-                        self._cond.wait(due)
-                    else:
-                        self._draw_status()
-                        self._cond.wait(0.08)
-                else:
-                    self._cond.wait()
+        while True:
+            with self._lock:
+                if self._stop:
+                    return
+                wait = self._run_once()
+            self._wakeup.wait(wait)
+
+    def _run_once(self) -> float | None:
+        """Paint what is due; return how long the ticker may sleep (None: until woken)."""
+        if self._dirty and not self._finalized:
+            wait = self._last_frame + self.interval - self._clock()
+            if wait <= 0:
+                self._safe_frame()
+                return 0.0
+            return wait
+        if self._spinner and not self._started and not self._finalized:
+            due = self._start + SPINNER_DELAY - self._clock()
+            if due > 0:
+                return due
+            self._draw_status()
+            return 0.08
+        return None
 
     # -- painting (all under self._lock) --------------------------------------------------------
 
@@ -438,7 +472,7 @@ class PanelView:
             text = f"\x1b[{'33' if style == 'yellow' else '2'}m{text}\x1b[0m"
         self._err_write(text + "\n")
         if self._thread is not None:
-            self._cond.notify()
+            self._wakeup.set()
 
     def _write_out(self, data: str) -> None:
         if self._broken:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -323,7 +324,10 @@ class Pty:
                  timeout: float = 25.0) -> None:
         import pexpect
 
-        env = {**env, "PROMPT_TOOLKIT_NO_CPR": "1", "COLUMNS": str(cols), "LINES": str(rows)}
+        # PYTHONFAULTHANDLER: a chatcli that hangs is sent SIGABRT before it is killed, so the failure
+        # shows where each of its threads was (see `_hung`).
+        env = {**env, "PROMPT_TOOLKIT_NO_CPR": "1", "COLUMNS": str(cols), "LINES": str(rows),
+               "PYTHONFAULTHANDLER": "1"}
         self.child = pexpect.spawn(CHATCLI, list(args), env=env, dimensions=(rows, cols), timeout=timeout,
                                    encoding=None)
         self.transcript = b""
@@ -352,13 +356,29 @@ class Pty:
         try:
             self.child.expect(pexpect.EOF, timeout=timeout)
         except pexpect.TIMEOUT:
-            self.child.kill(9)
-            raise AssertionError(f"pty: chatcli did not exit; output: {self.transcript[-3000:]!r}") from None
+            raise AssertionError(f"pty: chatcli did not exit in {timeout} s; {self._hung()}") from None
         self.transcript += self.child.before or b""
         self.child.close()
         if self.child.exitstatus is not None:
             return int(self.child.exitstatus)
         return 128 + int(self.child.signalstatus or 0)
+
+    def _hung(self) -> str:
+        """What it wrote since the last expect, then faulthandler's stacks of its threads (SIGABRT)."""
+        import signal
+
+        import pexpect
+
+        self.child.kill(signal.SIGABRT)
+        with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF):
+            self.child.expect(pexpect.EOF, timeout=5)
+        self.kill()
+        # pexpect keeps what a timed-out expect read, so this holds all output since the last match.
+        since = self.child.before or b""
+        self.transcript += since
+        output, marker, stacks = since.partition(b"Fatal Python error")
+        return (f"output since the last match (tail): {output[-1500:]!r}\n"
+                f"stacks:\n{(marker + stacks).decode('utf-8', 'replace')[-6000:]}")
 
     def kill(self) -> None:
         if self.child.isalive():

@@ -180,6 +180,36 @@ def test_ctrl_c_mid_reply_keeps_partial_and_next_turn_sends_it(server: SSEServer
     ]
 
 
+def test_ctrl_c_while_the_panel_is_busy_painting_returns_to_the_prompt(server: SSEServer, tmp_path: Path) -> None:
+    """Ctrl-C while the live panel is redrawing a fast stream (no stall: the render thread holds the
+    view's lock much of the time), three times in one chat, then a normal turn: the chat goes on, each
+    partial reply is kept and sent back, the server saw each disconnect. (The lock hang CI found in
+    `ask` did not show here in 24 tries with the old code; `tests/test_render_panel.py` reproduces
+    it every time.)"""
+    lines = [f"- item {i} with **bold** and `code` and a [link](https://example.com/{i})\n" for i in range(4000)]
+    for _ in range(3):
+        server.add(Reply.sse(openai_chunks(lines), delay=0.002))
+    server.add(reply("Still", " here"))
+    child = spawn(server, tmp_path)
+    for n in range(3):
+        child.expect_exact(PROMPT)
+        child.send(f"list {n}\r")
+        child.expect_exact("item 300 ")
+        child.send(CTRL_C)
+        child.expect("(?i)interrupted")
+    child.expect_exact(PROMPT)
+    child.send("are you there?\r")
+    child.expect_exact("Still here")
+    child.expect_exact(PROMPT)
+    child.send(CTRL_D)
+    assert finish(child) == 0
+    sent = messages(server, 3)
+    assert [m["role"] for m in sent] == ["user", "assistant"] * 3 + ["user"]
+    for m in sent[1:6:2]:
+        assert m["content"].startswith(lines[0]) and len(m["content"]) < len("".join(lines))
+    assert server.disconnects == [0, 1, 2]
+
+
 def test_bracketed_paste_is_one_message(server: SSEServer, tmp_path: Path) -> None:
     server.add(reply("Got it"))
     child = spawn(server, tmp_path)
