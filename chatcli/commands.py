@@ -101,11 +101,6 @@ class Command:
 # -- display helpers ------------------------------------------------------------------------------
 
 
-def safe(text: str) -> str:
-    """Untrusted text (model output, stored titles, server messages) made inert for the terminal."""
-    return sanitize(text)
-
-
 def model_label(session: Session) -> str:
     return f"{session.provider.name}:{session.model}"
 
@@ -255,7 +250,7 @@ def _system(state: ReplState, args: str) -> Outcome:
     if not text:
         if state.session.system:
             state.say("system prompt:")
-            state.say(safe(state.session.system))
+            state.say(sanitize(state.session.system))
         else:
             state.say("no system prompt (set one with /system TEXT; /system - clears it)")
         return None
@@ -305,7 +300,7 @@ def _history(state: ReplState, args: str) -> Outcome:
         state.say("no saved conversations yet")
         return None
     for row in rows:
-        state.say(safe(_describe(row)))
+        state.say(sanitize(_describe(row)))
     state.say("resume one with /resume ID")
     return None
 
@@ -355,7 +350,7 @@ def _resume(state: ReplState, args: str) -> Outcome:
     last = session.last_reply
     if last is not None and last.content:
         preview = " ".join(last.content.split())
-        state.say("last reply: " + safe(preview[:200] + ("…" if len(preview) > 200 else "")))
+        state.say("last reply: " + sanitize(preview[:200] + ("…" if len(preview) > 200 else "")))
     return None
 
 
@@ -461,7 +456,7 @@ def dispatch(state: ReplState, text: str) -> Outcome:
 
 
 def unknown_message(head: str) -> str:
-    shown = safe(head[:40])
+    shown = sanitize(head[:40])
     close = difflib.get_close_matches(head.lower(), command_names(), n=1, cutoff=0.5)
     hint = f" — did you mean {close[0]}?" if close else ""
     return f"unknown command {shown}{hint} (/help lists them; start with // to send a message beginning with /)"
