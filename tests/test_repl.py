@@ -378,6 +378,19 @@ def test_warm_up_is_not_started_before_the_prompt() -> None:
     assert order == ["drawn", "warm", "view"]
 
 
+def chat_with(start: Callable[[], Session], keys: str, *, output: DummyOutput | None = None,
+              err: io.StringIO | None = None, open_view: Callable[[Session], Any] | None = None,
+              first_message: str | None = None) -> int:
+    """`run_repl` as the CLI calls it -- a session factory and the label shown until it is built --
+    typing `keys` into a pipe input."""
+    with create_pipe_input() as pipe:
+        pipe.send_text(keys)
+        return run_repl(start, label="fake:m", settings=Settings(),
+                        open_view=(lambda s: FakeView()) if open_view is None else open_view,
+                        env=Environment(stderr=io.StringIO() if err is None else err, stdout=io.StringIO()),
+                        first_message=first_message, input=pipe, output=DummyOutput() if output is None else output)
+
+
 def test_the_session_is_built_once_the_prompt_is_drawn() -> None:
     """The prompt needs only the model's label: the session, its provider and the chat's modules are
     built after the first draw (and before the SDK warm-up, which needs the provider)."""
@@ -398,11 +411,7 @@ def test_the_session_is_built_once_the_prompt_is_drawn() -> None:
             if "drawn" not in order:
                 order.append("drawn")
 
-    with create_pipe_input() as pipe:
-        pipe.send_text("hi" + ENTER + CTRL_D)
-        code = run_repl(start, label="fake:m", settings=Settings(), open_view=lambda s: FakeView(),
-                        env=Environment(stderr=io.StringIO(), stdout=io.StringIO()), input=pipe, output=Screen())
-    assert code == 0
+    assert chat_with(start, "hi" + ENTER + CTRL_D, output=Screen()) == 0
     assert order == ["drawn", "built", "warm"]
     assert sent(provider) == ["hi"]
 
@@ -435,10 +444,7 @@ def test_what_building_the_session_prints_is_shown_above_the_prompt(capsys: pyte
         return Session(FakeProvider().reply("ok"), model="m")
 
     err = io.StringIO()
-    with create_pipe_input() as pipe:
-        pipe.send_text("hi" + ENTER + CTRL_D)
-        run_repl(start, label="fake:m", settings=Settings(), open_view=lambda s: FakeView(),
-                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=DummyOutput())
+    chat_with(start, "hi" + ENTER + CTRL_D, err=err)
     assert err.getvalue().count("base_url is not HTTPS") == 1
     assert "not HTTPS" not in capsys.readouterr().err  # not written while the prompt was drawn
 
@@ -493,10 +499,7 @@ def test_a_piped_first_message_builds_the_session_before_it_is_sent() -> None:
         order.append("view")
         return FakeView()
 
-    with create_pipe_input() as pipe:
-        pipe.send_text(CTRL_D)
-        run_repl(start, label="fake:m", settings=Settings(), open_view=view, first_message="from the pipe",
-                 env=Environment(stderr=io.StringIO(), stdout=io.StringIO()), input=pipe, output=DummyOutput())
+    chat_with(start, CTRL_D, open_view=view, first_message="from the pipe")
     assert order == ["built", "view"]  # once, for the piped message (sent before any prompt)
     assert sent(provider) == ["from the pipe"]
 
@@ -508,10 +511,8 @@ def test_a_session_that_cannot_be_built_ends_the_chat_with_its_error() -> None:
     def start() -> Session:
         raise UsageError("unknown provider 'nope'")
 
-    with create_pipe_input() as pipe, pytest.raises(UsageError, match="nope"):
-        pipe.send_text("hi" + ENTER + CTRL_D)
-        run_repl(start, label="nope:m", settings=Settings(), open_view=lambda s: FakeView(),
-                 env=Environment(stderr=io.StringIO(), stdout=io.StringIO()), input=pipe, output=DummyOutput())
+    with pytest.raises(UsageError, match="nope"):
+        chat_with(start, "hi" + ENTER + CTRL_D)
 
 
 def test_toolbar_shows_model_tokens_and_share_of_window() -> None:
