@@ -67,11 +67,15 @@ def spawn(server: SSEServer, home: Path, command: str | None = None) -> pexpect.
     """`chatcli -m openai:gpt-test` in a 100x30 pty (or `command` through bash, for pipes)."""
     env = chat_env(server, home)
     if command is None:
-        child = pexpect.spawn(CHATCLI, ["-m", "openai:gpt-test"], env=env, dimensions=(30, 100),
-                              encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
-    else:
-        child = pexpect.spawn("/bin/bash", ["-c", command], env=env, dimensions=(30, 100),
-                              encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
+        return run_in_pty(CHATCLI, ["-m", "openai:gpt-test"], env)
+    return run_in_pty("/bin/bash", ["-c", command], env)
+
+
+def run_in_pty(program: str | None, args: list[str], env: dict[str, str]) -> pexpect.spawn:
+    """`program` in a 100x30 pty, everything it writes kept for `screen()`."""
+    assert program is not None
+    child = pexpect.spawn(program, args, env=env, dimensions=(30, 100), encoding="utf-8", codec_errors="replace",
+                          timeout=TIMEOUT)
     child.logfile_read = _Log()
     return child
 
@@ -296,9 +300,7 @@ def test_ctrl_x_ctrl_e_edits_the_message_in_editor(server: SSEServer, tmp_path: 
     editor.chmod(0o755)
     env = chat_env(server, tmp_path)
     env.update({"EDITOR": str(editor), "VISUAL": str(editor)})
-    child = pexpect.spawn(CHATCLI, ["-m", "openai:gpt-test"], env=env, dimensions=(30, 100),
-                          encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
-    child.logfile_read = _Log()
+    child = run_in_pty(CHATCLI, ["-m", "openai:gpt-test"], env)
     child.expect_exact(PROMPT)
     child.send("typed first")
     child.send("\x18\x05")  # Ctrl-X Ctrl-E
@@ -351,9 +353,7 @@ def test_the_prompt_is_drawn_before_the_chats_own_modules_load(server: SSEServer
         "main()\n"
     )
     server.add(reply("built", " after the frame"))
-    child = pexpect.spawn(sys.executable, ["-c", code], env=chat_env(server, tmp_path), dimensions=(30, 100),
-                          encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
-    child.logfile_read = _Log()
+    child = run_in_pty(sys.executable, ["-c", code], chat_env(server, tmp_path))
     child.expect_exact(PROMPT)
     child.send("hello\r")
     child.expect_exact("after the frame")
@@ -374,9 +374,7 @@ def test_a_plain_http_warning_is_printed_above_the_prompt(server: SSEServer, tmp
     server.add(reply("through", " the proxy"))
     env = dict(chat_env(server, tmp_path), OPENAI_BASE_URL="http://llm.example.test/v1", HTTP_PROXY=server.url,
                http_proxy=server.url, NO_PROXY="", no_proxy="")
-    child = pexpect.spawn(CHATCLI, ["-m", "openai:gpt-test"], env=env, dimensions=(30, 100),
-                          encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
-    child.logfile_read = _Log()
+    child = run_in_pty(CHATCLI, ["-m", "openai:gpt-test"], env)
     child.expect_exact("not HTTPS")
     child.expect_exact(PROMPT)  # drawn again, below the warning
     child.send("hello\r")
