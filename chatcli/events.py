@@ -1,8 +1,9 @@
 """Messages and stream events: plain frozen values, stdlib only.
 
 Events flow one way, provider -> session -> renderer. A provider's stream yields content
-events (`TextDelta`, `ReasoningDelta`, `Usage`) and ends with exactly one `Finish`. The session
-adds `Retrying` while it waits before a retry (re-yielded about once a second with the time
+events (`TextDelta`, `ReasoningDelta`, `ToolCallDelta`, `ToolCall`, `Usage`) and ends with
+exactly one `Finish`. The session adds `Retrying` while it waits before a retry (re-yielded about
+once a second with the time
 left, so any view can show a countdown without a timer of its own).
 """
 
@@ -15,14 +16,16 @@ from typing import Literal, get_args
 # the path to the first prompt; these objects live for one token, so the per-instance dict costs
 # nothing that matters.
 
-Role = Literal["user", "assistant"]
+#: "tool" carries tool results (OpenAI: one `role: tool` message per result; Anthropic: a user
+#: message of `tool_result` blocks). Providers map it; nothing else needs to know the difference.
+Role = Literal["user", "assistant", "tool"]
 
 #: The normalized finish reasons of SPEC.md ("Finish reasons and partial replies").
 FinishReason = Literal[
     "stop",  # the provider said the reply is complete
     "length",  # cut at the token limit (OpenAI `length`, Anthropic `max_tokens`/`model_context_window_exceeded`)
     "content_filter",  # filtered or refused (OpenAI `content_filter`/refusal delta, Anthropic `refusal`)
-    "tool_calls",  # the model asked for a tool chatcli did not offer
+    "tool_calls",  # the reply stopped with tool calls that did not run (declined, not allowed, no tools, round cap)
     "pause_turn",  # Anthropic paused a long turn; /continue resumes
     "interrupted",  # the user pressed Ctrl-C
     "error",  # connection lost / error event / malformed stream after some text
@@ -31,12 +34,72 @@ FinishReason = Literal[
 FINISH_REASONS: tuple[str, ...] = get_args(FinishReason)
 
 
+# -- parts: what a message is made of besides its text ----------------------------------------
+# One set of part types for tools, attachments and several models at once. A message keeps its
+# text in `content` (most messages are text only, and every view and the store read it) and its
+# other parts, in order, in `parts`. Providers map parts to their API's shape; nothing outside a
+# provider module knows a wire shape.
+
+
+@dataclass(frozen=True)
+class ToolCallPart:
+    """A call the model asked for. `name` is the API-safe name the model used (see chatcli/tools/);
+    `arguments` is the JSON text exactly as the model sent it (it may be invalid: the tool loop
+    answers invalid JSON with an error result rather than guessing)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolResultPart:
+    """The answer to one `ToolCallPart`, by its id. Every call id gets one, whatever happened
+    (ok, error, declined, timeout, interrupted): both APIs reject a history with an unanswered call."""
+
+    call_id: str
+    content: str
+    is_error: bool = False
+    status: str = "ok"  # ok | error | declined | interrupted | timeout
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image: bytes with their sniffed media type, or an http(s) URL passed on as is."""
+
+    media_type: str  # image/png, image/jpeg, image/gif, image/webp ("" for a URL of unknown type)
+    data: bytes | None = None
+    url: str | None = None
+    name: str | None = None  # the file name the user gave, for display and export
+
+
+@dataclass(frozen=True)
+class DocumentPart:
+    """A document (PDF) as bytes."""
+
+    media_type: str  # application/pdf
+    data: bytes
+    name: str | None = None
+
+
+Part = ToolCallPart | ToolResultPart | ImagePart | DocumentPart
+
+
 @dataclass(frozen=True)
 class Message:
-    """One message of a request. `content` is the raw (unsanitized) text."""
+    """One message of a request. `content` is the raw (unsanitized) text; `parts` the rest, in order."""
 
     role: Role
     content: str
+    parts: tuple[Part, ...] = ()
+
+    @property
+    def tool_calls(self) -> tuple[ToolCallPart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ToolCallPart))
+
+    @property
+    def tool_results(self) -> tuple[ToolResultPart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ToolResultPart))
 
 
 @dataclass(frozen=True)
@@ -57,6 +120,25 @@ class Usage:
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A tool call taking shape while the reply streams, for display: `name` on the call's first
+    delta (None after), then fragments of its JSON `arguments`. `index` tells parallel calls apart."""
+
+    index: int
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A complete tool call, yielded once per call before the stream's `Finish`. The provider's own
+    accumulator builds it, never the SDK's helper: that one concatenates every string field, so
+    servers that repeat the id and name in each chunk come out as `get_timeget_time…`."""
+
+    call: ToolCallPart
 
 
 @dataclass(frozen=True)
@@ -81,7 +163,7 @@ class Retrying:
     cause: str
 
 
-Event = TextDelta | ReasoningDelta | Usage | Finish | Retrying
+Event = TextDelta | ReasoningDelta | ToolCallDelta | ToolCall | Usage | Finish | Retrying
 
 
 @dataclass(frozen=True)

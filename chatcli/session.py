@@ -27,6 +27,7 @@ from chatcli.events import (
     FinishReason,
     Message,
     Notice,
+    Part,
     ReasoningDelta,
     Retrying,
     SessionEvent,
@@ -50,8 +51,11 @@ _MIN_OVERLAP = 6
 class Turn:
     """One stored turn. `content` is raw model/user text: sanitizing is for display only."""
 
-    role: str  # "user" | "assistant"
+    role: str  # "user" | "assistant" | "tool"
     content: str
+    # Non-text parts in order (tool calls on a reply, tool results on a "tool" turn, attachments on
+    # a user turn): the types of chatcli/events.py.
+    parts: tuple[Part, ...] = ()
     created: float = field(default_factory=time.time)
     provider: str | None = None
     model: str | None = None
