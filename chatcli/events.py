@@ -3,8 +3,7 @@
 Events flow one way, provider -> session -> renderer. A provider's stream yields content
 events (`TextDelta`, `ReasoningDelta`, `ToolCallDelta`, `ToolCall`, `Usage`) and ends with
 exactly one `Finish`. The session adds `Retrying` while it waits before a retry (re-yielded about
-once a second with the time
-left, so any view can show a countdown without a timer of its own).
+once a second with the time left, so any view can show a countdown without a timer of its own).
 """
 
 from __future__ import annotations
