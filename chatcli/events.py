@@ -141,6 +141,15 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A tool offered to the model: its API-safe name, a description and a JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, object]
+
+
+@dataclass(frozen=True)
 class Finish:
     """The end of a reply. `raw` is the provider's own value (e.g. `end_turn`), `detail` a human cause."""
 
@@ -175,5 +184,27 @@ class Notice:
     text: str
 
 
-#: What a session yields to a view: the provider's events plus chatcli's own notices.
-SessionEvent = Event | Notice
+@dataclass(frozen=True)
+class ToolStarted:
+    """chatcli runs a tool call now (it was allowed or approved): `server` and `tool` are the MCP
+    names behind the API-safe `call.name`."""
+
+    call: ToolCallPart
+    server: str
+    tool: str
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    """A tool call ended, whatever the way (`result.status`); `seconds` is its run time."""
+
+    call: ToolCallPart
+    server: str
+    tool: str
+    result: ToolResultPart
+    seconds: float = 0.0
+
+
+#: What a session yields to a view: the provider's events plus chatcli's own notices and the
+#: tool calls it runs between two rounds of a reply.
+SessionEvent = Event | Notice | ToolStarted | ToolFinished

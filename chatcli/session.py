@@ -9,7 +9,17 @@ Rules that hold after every turn, complete or not:
   memory or in the store; a request is built only from exchanges whose reply has text, so a
   user message left unanswered is skipped and roles always alternate user/assistant for both APIs;
 * retries happen only before the first content event, each wait visible as `Retrying` events
-  (one a second, with the time left) and cancellable by Ctrl-C, capped by `retry_cap`.
+  (one a second, with the time left) and cancellable by Ctrl-C, capped by `retry_cap`;
+* every tool call id has a result before the next request: the results the tool host returned,
+  "interrupted" for the calls a Ctrl-C cut short (recorded on the way out), and "not run" for
+  calls that never ran (no tools enabled, the round cap, a resumed conversation) -- both APIs
+  reject a history with an unanswered call.
+
+The tool loop: when a reply ends with tool calls and a `ToolHost` is set, the provider's finish
+is held back (the calls are about to run, so "the reply stopped with tool calls that did not
+run" would be false), each call goes through the host (which asks for approval and runs it),
+the results are recorded as one "tool" turn, and the next round streams on in the same turn of
+the conversation -- until a reply has no calls, or `max_tool_rounds` rounds have run.
 """
 
 from __future__ import annotations
@@ -32,6 +42,11 @@ from chatcli.events import (
     Retrying,
     SessionEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolResultPart,
+    ToolSpec,
     Usage,
 )
 from chatcli.providers.base import Provider
@@ -73,6 +88,34 @@ class Turn:
     @property
     def partial(self) -> bool:
         return self.role == "assistant" and self.finish_reason not in (None, "stop")
+
+    @property
+    def tool_calls(self) -> tuple[ToolCallPart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ToolCallPart))
+
+    @property
+    def tool_results(self) -> tuple[ToolResultPart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ToolResultPart))
+
+
+#: The result sent for a call that never ran (tools off, the round cap, a resumed conversation).
+NOT_RUN = "This tool call was not run."
+#: The result recorded for a call that Ctrl-C cut short.
+INTERRUPTED = "The user interrupted this tool call before it finished."
+
+
+class ToolHost(Protocol):
+    """The tools a session offers and runs (chatcli/tools/host.py; tests script their own)."""
+
+    def specs(self) -> Sequence[ToolSpec]:
+        """The tools to offer in the next request (may wait for servers still starting)."""
+        ...
+
+    def run(self, call: ToolCallPart) -> Generator[SessionEvent, None, ToolResultPart]:
+        """Approve (or decline) and run one call, yielding what the user should see while it
+        runs, and return its result. Every call gets a result: declined, failed and timed-out
+        calls return one too. Only KeyboardInterrupt/GeneratorExit escape."""
+        ...
 
 
 class Recorder(Protocol):
@@ -118,6 +161,8 @@ class Session:
         recorder: Recorder | None = None,
         trimmer: Trimmer | None = None,
         turns: list[Turn] | None = None,
+        tools: ToolHost | None = None,
+        max_tool_rounds: int = 10,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -130,17 +175,20 @@ class Session:
         self.recorder = recorder
         self.trimmer = trimmer
         self.turns: list[Turn] = turns if turns is not None else []
+        self.tools = tools
+        self.max_tool_rounds = max_tool_rounds
         self._clock = clock
         self._sleep = sleep
 
     # -- the public verbs -------------------------------------------------------------------
 
-    def send(self, text: str) -> Generator[SessionEvent, None, None]:
-        """Send a user message and stream the reply. Records both turns."""
-        user = Turn("user", text, provider=self.provider.name, model=self.model, system=self.system)
+    def send(self, text: str, parts: tuple[Part, ...] = ()) -> Generator[SessionEvent, None, None]:
+        """Send a user message (its text and any attachment parts) and stream the reply, running
+        the tool calls it asks for. Records every turn."""
+        user = Turn("user", text, parts=parts, provider=self.provider.name, model=self.model, system=self.system)
         self.turns.append(user)
         self._record(user)
-        yield from self._reply(self.request_messages())
+        yield from self._exchange(self.request_messages())
 
     def retry(self) -> Generator[SessionEvent, None, None]:
         """Regenerate the reply to the last user message (the old reply is forgotten)."""
@@ -150,11 +198,15 @@ class Session:
         for turn in self.turns[index + 1 :]:
             self._forget(turn)
         del self.turns[index + 1 :]
-        yield from self._reply(self.request_messages())
+        yield from self._exchange(self.request_messages())
 
     def continue_(self) -> Generator[SessionEvent, None, None]:
         """Resume the last reply where it stopped; the new text is joined onto the same turn."""
         last = self.turns[-1] if self.turns else None
+        if last is not None and last.role == "assistant" and last.tool_calls and self.tools is not None:
+            # The round cap (or a resume) left calls that did not run: run them, then go on.
+            yield from self._exchange(None, pending=last)
+            return
         if last is None or last.role != "assistant" or not last.content:
             raise ValueError("there is no partial reply to continue")
         if self.provider.supports_prefill:
@@ -165,7 +217,7 @@ class Session:
         messages = self.request_messages()
         if not self.provider.supports_prefill:
             messages.append(Message("user", CONTINUE_PROMPT))
-        yield from self._reply(messages, continuing=last)
+        yield from self._exchange(messages, continuing=last)
 
     def undo(self) -> bool:
         """Drop the last exchange (the last user message and everything after it)."""
@@ -192,25 +244,70 @@ class Session:
     # -- building requests ------------------------------------------------------------------
 
     def request_messages(self) -> list[Message]:
-        """The history as a request: only exchanges whose reply has text, roles alternating."""
+        """The history as a request: only exchanges whose reply has text or tool calls, roles
+        alternating, and every tool call followed by a result for each of its ids."""
         messages: list[Message] = []
         turns = self.turns
         for i, turn in enumerate(turns):
+            nxt = turns[i + 1] if i + 1 < len(turns) else None
             if turn.role == "user":
-                nxt = turns[i + 1] if i + 1 < len(turns) else None
-                if nxt is None:
-                    messages.append(Message("user", turn.content))  # the question being asked now
-                elif nxt.role == "assistant" and nxt.content:
-                    messages.append(Message("user", turn.content))
-            elif turn.content and messages and messages[-1].role == "user":
-                messages.append(Message("assistant", turn.content))
+                if nxt is None or (nxt.role == "assistant" and _has_reply(nxt)):
+                    messages.append(Message("user", turn.content, turn.parts))
+            elif turn.role == "assistant":
+                if not _has_reply(turn) or not messages or messages[-1].role == "assistant":
+                    continue
+                calls = turn.tool_calls
+                messages.append(Message("assistant", turn.content, calls))
+                if calls:
+                    given = nxt.tool_results if nxt is not None and nxt.role == "tool" else ()
+                    messages.append(Message("tool", "", answer_every_call(calls, given)))
+            # "tool" turns go out with the assistant turn whose calls they answer (above)
         return messages
+
+    # -- the tool loop ----------------------------------------------------------------------
+
+    def _exchange(
+        self, messages: list[Message] | None, continuing: Turn | None = None, *, pending: Turn | None = None
+    ) -> Generator[SessionEvent, None, None]:
+        """One reply and as many tool rounds as it takes. `pending`: start by running the calls
+        of that (already recorded) reply instead of sending `messages`."""
+        rounds = 0
+        reply = pending
+        if messages is not None:
+            reply = yield from self._reply(messages, continuing, run_tools=self._will_run(rounds))
+        while reply is not None and reply.tool_calls and reply.finish_reason == "tool_calls" and self._will_run(rounds):
+            rounds += 1
+            yield from self._run_tools(reply)
+            reply = yield from self._reply(self.request_messages(), run_tools=self._will_run(rounds))
+
+    def _will_run(self, rounds: int) -> bool:
+        return self.tools is not None and rounds < self.max_tool_rounds
+
+    def _run_tools(self, reply: Turn) -> Generator[SessionEvent, None, None]:
+        """Run the reply's calls one by one, committing the "tool" turn as each one ends; a call
+        that Ctrl-C (or anything else) cut short is recorded as interrupted on the way out."""
+        assert self.tools is not None
+        calls = reply.tool_calls
+        turn = Turn("tool", "", provider=self.provider.name, model=self.model, system=self.system)
+        self.turns.append(turn)
+        results: list[ToolResultPart] = []
+        try:
+            for call in calls:
+                results.append((yield from self.tools.run(call)))
+                turn.parts = tuple(results)
+                self._record(turn)
+        finally:
+            if len(results) < len(calls):
+                turn.parts = answer_every_call(calls, results, missing=INTERRUPTED, status="interrupted")
+                self._record(turn)
 
     # -- the reply loop ---------------------------------------------------------------------
 
     def _reply(
-        self, messages: list[Message], continuing: Turn | None = None
-    ) -> Generator[SessionEvent, None, None]:
+        self, messages: list[Message], continuing: Turn | None = None, *, run_tools: bool = False
+    ) -> Generator[SessionEvent, None, Turn | None]:
+        """Stream one reply; return its turn (None when nothing came back). `run_tools`: the
+        reply's tool calls will run next, so a finish for them is not shown to the user."""
         if self.trimmer is not None:
             messages, dropped = self.trimmer(messages, self.system)
             if dropped:
@@ -231,16 +328,20 @@ class Session:
         finish: Finish | None = None
         failure: BaseException | None = None
         got_content = False
+        specs = list(self.tools.specs()) if self.tools is not None else []
         try:
             attempt = 1
             while True:
                 try:
+                    # `tools` only when there are some: providers built before tools need not know it.
+                    extra = {"tools": specs} if specs else {}
                     with _closing(self.provider.stream(
                         messages,
                         model=self.model,
                         system=self.system,
                         max_tokens=self.max_tokens,
                         temperature=self.temperature,
+                        **extra,
                     )) as stream:  # closing: Ctrl-C at a yield below closes the HTTP response now
                         for event in stream:
                             if isinstance(event, TextDelta):
@@ -263,12 +364,31 @@ class Session:
                                     reply.input_tokens = event.input_tokens
                                 if event.output_tokens is not None:
                                     reply.output_tokens = base_out + event.output_tokens
+                            elif isinstance(event, ToolCallDelta):
+                                if not got_content and continuing is None:
+                                    reply.ttft = self._clock() - started
+                                got_content = True
+                            elif isinstance(event, ToolCall):
+                                got_content = True
+                                reply.parts = (*reply.parts, event.call)
                             elif isinstance(event, Finish):
                                 if joiner:
                                     rest = joiner.flush()
                                     if rest:
                                         reply.content += rest
                                         yield TextDelta(rest)
+                                if reply.tool_calls and event.reason in ("stop", "tool_calls"):
+                                    # Decided by the calls collected, not the reason: some servers
+                                    # say `stop` with calls present. (After `length` or an error
+                                    # the calls may be cut short: they do not run.)
+                                    event = Finish("tool_calls", raw=event.raw, detail=event.detail)
+                                    if run_tools:
+                                        finish = event
+                                        continue  # held back: the calls run next
+                                    if self.tools is not None:
+                                        event = Finish("tool_calls", raw=event.raw, detail=(
+                                            f"stopped after {self.max_tool_rounds} tool rounds "
+                                            "(max_tool_rounds)"))
                                 finish = event
                             yield event
                     break
@@ -297,17 +417,19 @@ class Session:
             failure = exc
             raise
         finally:
-            self._settle(reply, finish, failure, started, continuing, got_content, joiner)
+            kept = self._settle(reply, finish, failure, started, continuing, got_content, joiner)
+        return reply if kept else None
 
     def _settle(self, reply: Turn, finish: Finish | None, failure: BaseException | None, started: float,
-                continuing: Turn | None, got_content: bool, joiner: _OverlapJoiner | None) -> None:
+                continuing: Turn | None, got_content: bool, joiner: _OverlapJoiner | None) -> bool:
+        """Record the reply however it ended; False when it was dropped (nothing came back)."""
         if joiner is not None and finish is None:
             reply.content += joiner.flush()
         if finish is None and continuing is None and not got_content:
             # Failed or stopped before any content: no empty assistant turn is kept or stored.
             # The user turn stays (saved, and re-sent by /retry); requests skip it until answered.
             self.turns.remove(reply)
-            return
+            return False
         if finish is None:
             if isinstance(failure, (KeyboardInterrupt, GeneratorExit)):
                 finish = Finish("interrupted", detail="stopped by the user")
@@ -323,6 +445,7 @@ class Session:
         elapsed = self._clock() - started
         reply.duration = elapsed if reply.duration is None else reply.duration + elapsed
         self._record(reply)
+        return True
 
     def _wait(self, attempt: int, delay: float, cause: str) -> Generator[SessionEvent, None, None]:
         """Sleep in steps of at most a second, yielding the time left (a countdown that Ctrl-C stops)."""
@@ -348,6 +471,22 @@ class Session:
     def _forget(self, turn: Turn) -> None:
         if self.recorder is not None:
             self.recorder.forget(turn)
+
+
+def _has_reply(turn: Turn) -> bool:
+    return bool(turn.content or turn.tool_calls)
+
+
+def answer_every_call(
+    calls: Sequence[ToolCallPart], given: Sequence[ToolResultPart], *, missing: str = NOT_RUN,
+    status: str = "not_run",
+) -> tuple[ToolResultPart, ...]:
+    """One result per call, in the calls' order: the given result for an id, else `missing`.
+    Results for ids the calls do not have are dropped (Anthropic rejects an orphan result)."""
+    by_id = {r.call_id: r for r in given}
+    return tuple(
+        by_id.get(c.id) or ToolResultPart(c.id, missing, is_error=True, status=status) for c in calls
+    )
 
 
 @contextlib.contextmanager

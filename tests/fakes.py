@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from chatcli.errors import ProviderError
-from chatcli.events import Event, Finish, Message, TextDelta
+from chatcli.events import Event, Finish, Message, TextDelta, ToolSpec
 
 
 class TTY(io.StringIO):
@@ -25,6 +25,7 @@ class Call:
     system: str | None
     max_tokens: int | None
     temperature: float | None
+    tools: list[ToolSpec] | None = None
 
 
 Script = Sequence[Event | ProviderError | BaseException]
@@ -54,8 +55,10 @@ class FakeProvider:
         return self
 
     def stream(self, messages: Sequence[Message], *, model: str, system: str | None = None,
-               max_tokens: int | None = None, temperature: float | None = None) -> Iterator[Event]:
-        self.calls.append(Call(list(messages), model, system, max_tokens, temperature))
+               max_tokens: int | None = None, temperature: float | None = None,
+               tools: Sequence[ToolSpec] | None = None) -> Iterator[Event]:
+        self.calls.append(Call(list(messages), model, system, max_tokens, temperature,
+                               list(tools) if tools is not None else None))
         script = self.scripts.pop(0) if self.scripts else [TextDelta("ok"), Finish("stop", raw="stop")]
         finished = False
         try:
