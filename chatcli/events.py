@@ -57,9 +57,10 @@ class ToolResultPart:
     (ok, error, declined, timeout, interrupted): both APIs reject a history with an unanswered call."""
 
     call_id: str
-    content: str
+    content: str  # what the model is sent (capped at tool_result_limit, the cut announced)
     is_error: bool = False
-    status: str = "ok"  # ok | error | declined | interrupted | timeout
+    status: str = "ok"  # ok | error | declined | interrupted | timeout | not_run
+    full: str | None = None  # the whole result when `content` is a cut of it (kept in history)
 
 
 @dataclass(frozen=True)

@@ -107,8 +107,9 @@ INTERRUPTED = "The user interrupted this tool call before it finished."
 class ToolHost(Protocol):
     """The tools a session offers and runs (chatcli/tools/host.py; tests script their own)."""
 
-    def specs(self) -> Sequence[ToolSpec]:
-        """The tools to offer in the next request (may wait for servers still starting)."""
+    def specs(self) -> Generator[SessionEvent, None, Sequence[ToolSpec]]:
+        """The tools to offer in the next request. Servers still starting are waited for here,
+        with a Notice the view shows ("starting NAME…")."""
         ...
 
     def run(self, call: ToolCallPart) -> Generator[SessionEvent, None, ToolResultPart]:
@@ -328,8 +329,9 @@ class Session:
         finish: Finish | None = None
         failure: BaseException | None = None
         got_content = False
-        specs = list(self.tools.specs()) if self.tools is not None else []
         try:
+            # Inside the try: a Ctrl-C while servers start leaves no empty reply behind.
+            specs = list((yield from self.tools.specs())) if self.tools is not None else []
             attempt = 1
             while True:
                 try:

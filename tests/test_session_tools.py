@@ -12,6 +12,7 @@ import pytest
 from chatcli.events import (
     Finish,
     Message,
+    Notice,
     SessionEvent,
     TextDelta,
     ToolCall,
@@ -36,7 +37,8 @@ class ScriptedHost:
         self.interrupt_on = interrupt_on
         self.ran: list[str] = []
 
-    def specs(self) -> Sequence[ToolSpec]:
+    def specs(self) -> Generator[SessionEvent, None, Sequence[ToolSpec]]:
+        yield Notice("starting time…")
         return [SPEC]
 
     def run(self, call: ToolCallPart) -> Generator[SessionEvent, None, ToolResultPart]:
@@ -181,7 +183,7 @@ def test_ctrl_c_during_a_call_records_it_interrupted_and_keeps_history_valid() -
     session = Session(provider, model="m", tools=host, recorder=rows)
     with pytest.raises(KeyboardInterrupt):
         list(session.send("q"))
-    tool_turn = [t for t in rows.rows.values() if t.role == "tool"][0]
+    tool_turn = next(t for t in rows.rows.values() if t.role == "tool")
     assert tool_turn.parts == (
         ToolResultPart("ok1", "12:00"),
         ToolResultPart("cut", INTERRUPTED, is_error=True, status="interrupted"),
@@ -200,7 +202,7 @@ def test_closing_the_stream_while_a_call_runs_records_it_interrupted() -> None:
         if isinstance(event, ToolStarted):
             break
     events.close()
-    tool_turn = [t for t in rows.rows.values() if t.role == "tool"][0]
+    tool_turn = next(t for t in rows.rows.values() if t.role == "tool")
     assert [r.status for r in tool_turn.tool_results] == ["interrupted"]
 
 
