@@ -14,10 +14,10 @@ from typing import BinaryIO
 
 import pytest
 
-pytestmark = pytest.mark.timeout(20)
-
 from chatcli.render.toolcalls import question
 from chatcli.tools.approval import NoTerminal, TerminalQuestion
+
+pytestmark = pytest.mark.timeout(20)
 
 
 class Terminal:
