@@ -45,7 +45,8 @@ def test_http_server_and_missing_variable_recorded_not_raised() -> None:
 
 
 @pytest.mark.parametrize(("table", "expected"), [
-    ({"s": {"command": "x", "comand": "y"}}, 'config.toml: mcp.servers.s.comand: unknown key (did you mean "command"?)'),
+    ({"s": {"command": "x", "comand": "y"}},
+     'config.toml: mcp.servers.s.comand: unknown key (did you mean "command"?)'),
     ({"s": {"command": 3}}, "config.toml: mcp.servers.s.command: expected a non-empty string, got 3"),
     ({"s": {"command": "x", "args": "a b"}}, "config.toml: mcp.servers.s.args: expected an array of strings"),
     ({"s": {"command": "x", "env": {"A": 1}}}, "config.toml: mcp.servers.s.env.A: expected a string, got 1"),

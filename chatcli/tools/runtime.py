@@ -354,7 +354,7 @@ class ToolRuntime:
         except asyncio.CancelledError:
             self._set(server, "stopped")
             raise
-        except BaseException as exc:  # noqa: BLE001 -- every failure becomes this server's state
+        except BaseException as exc:  # every failure becomes this server's state, nothing escapes
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             if server.stopping:
@@ -373,6 +373,8 @@ class ToolRuntime:
         from mcp.client.session import ClientSession
 
         config = server.config
+        read: Any
+        write: Any
         _log_line(server, f"starting {config.name}: {_describe_launch(config)}")
         async with contextlib.AsyncExitStack() as stack:
             if config.transport == "stdio":
@@ -384,10 +386,11 @@ class ToolRuntime:
                 # The SDK's minimal environment plus the configured one: chatcli's keys stay here.
                 env = get_default_environment() | dict(config.env)
                 errlog = stack.enter_context(os.fdopen(os.dup(server.log_fd), "ab", buffering=0))
-                (read, write), process = await stack.enter_async_context(open_stdio(
+                streams, process = await stack.enter_async_context(open_stdio(
                     config.command, list(config.args), env=env, cwd=_cwd(config.cwd), errlog=errlog,
                     on_junk=lambda line: _log_line(server, f"ignored a non-JSON line on stdout: {line!r}")))
                 server.process = process
+                read, write = streams
             else:
                 import httpx2
                 from mcp.client.streamable_http import streamable_http_client
@@ -396,6 +399,7 @@ class ToolRuntime:
                 http = await stack.enter_async_context(httpx2.AsyncClient(
                     headers=dict(config.headers), timeout=httpx2.Timeout(30.0, read=config.timeout + 5.0)))
                 read, write = await stack.enter_async_context(streamable_http_client(config.url, http_client=http))
+                # (the same anyio memory streams as stdio's, typed by the SDK's private protocols)
             session = await stack.enter_async_context(ClientSession(read, write))
             with anyio.fail_after(config.startup_timeout):
                 await session.initialize()
@@ -405,7 +409,7 @@ class ToolRuntime:
             self._set(server, "ready", tools=tools)
             _log_line(server, f"ready: {len(tools)} tools")
             assert server.stop is not None
-            waits = [asyncio.ensure_future(server.stop.wait())]
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(server.stop.wait())]
             if server.process is not None:
                 waits.append(asyncio.ensure_future(server.process.exited.wait()))
             try:
@@ -449,7 +453,7 @@ class ToolRuntime:
     async def _call(self, server: _Server, pending: PendingCall, tool: str, arguments: dict[str, Any],
                     limit: float) -> ToolOutcome:
         name = server.config.name
-        pending._task = asyncio.current_task()  # type: ignore[assignment]
+        pending._task = asyncio.current_task()
         started = pending.started
         try:
             if pending._cancel_requested:
@@ -470,6 +474,9 @@ class ToolRuntime:
             from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
             leaf = _leaf(exc)
+            if server.stopping:  # close() or /tools off ended the session under the call
+                return self._outcome(name, tool, "interrupted", f"MCP server {name} was stopped during the call",
+                                     started)
             if isinstance(leaf, MCPError) and leaf.code == REQUEST_TIMEOUT:
                 return self._outcome(name, tool, "timeout",
                                      f"MCP server {name}: {tool} timed out after {limit:g} s", started)
