@@ -63,6 +63,12 @@ def wait_for(predicate: object, seconds: float = 20.0) -> bool:
     return False
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolRuntime]:
     servers = parse_servers({
@@ -74,6 +80,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolRuntime]:
         "nocwd": scripted(cwd="/nonexistent/dir/for/chatcli"),
         "unset": scripted(env={"TOKEN": "${CHATCLI_TEST_UNSET_VAR}"}),
         "off": scripted(enabled=False),
+        "refused": {"url": f"http://127.0.0.1:{_free_port()}/mcp"},  # nothing listens there
     }, source="test.toml", environ={})
     runtime = ToolRuntime(servers, log_dir=tmp_path_factory.mktemp("mcp-logs"))
     runtime.start()
@@ -113,10 +120,13 @@ def test_ready_with_tools_and_slow_start(shared: ToolRuntime) -> None:
     ("hangs", "MCP server hangs: no answer to initialize within 1 s (startup_timeout)"),
     ("nocwd", "MCP server nocwd: working directory not found: /nonexistent/dir/for/chatcli"),
     ("unset", "MCP server unset: environment variable not set: CHATCLI_TEST_UNSET_VAR"),
+    ("refused", "MCP server refused: cannot connect to http://127.0.0.1:"),
 ])
 def test_failures_are_one_line_naming_the_server(shared: ToolRuntime, name: str, reason: str) -> None:
-    assert status(shared, name) == ("failed", reason)
-    assert "\n" not in reason
+    state, found = status(shared, name)
+    assert state == "failed" and found is not None
+    assert found == reason or (name == "refused" and found.startswith(reason))
+    assert "\n" not in found
 
 
 def test_failed_server_shows_the_last_lines_of_its_log(shared: ToolRuntime) -> None:
@@ -262,12 +272,6 @@ def test_close_leaves_no_process_behind(tmp_path: Path) -> None:
     assert [s.state for s in runtime.status()] == ["stopped", "stopped", "stopped"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_streamable_http_server(tmp_path: Path) -> None:
     port = _free_port()
     with open(tmp_path / "http-server.log", "wb") as log:
@@ -292,3 +296,17 @@ def test_streamable_http_server(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_sdk_loggers_write_to_the_log_file_not_the_terminal(shared: ToolRuntime,
+                                                            capfd: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    logging.getLogger("mcp.client.session").warning("sdk says: something odd %s", "here")
+    logging.getLogger("httpx2").error("transport says: boom")
+    out, err = capfd.readouterr()
+    assert "sdk says" not in out + err and "transport says" not in out + err
+    [ok] = shared.status(["ok"])
+    assert ok.log_path is not None
+    client_log = (ok.log_path.parent / "mcp-client.log").read_text()
+    assert "sdk says: something odd here" in client_log and "transport says: boom" in client_log

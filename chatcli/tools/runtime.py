@@ -25,11 +25,13 @@ Nothing of `mcp` is imported until `start()`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -318,6 +320,8 @@ class ToolRuntime:
             thread = threading.Thread(target=_run_loop, args=(loop,), name="chatcli-mcp", daemon=True)
             thread.start()
             self._loop, self._thread = loop, thread
+            # A safety net for a caller that forgets close(): at exit, no server is left running.
+            atexit.register(_close_at_exit, weakref.ref(self))
             return loop
 
     # -- on the loop --------------------------------------------------------------------------
@@ -442,6 +446,14 @@ class ToolRuntime:
             return f"command not found: {config.command}"
         if isinstance(leaf, PermissionError) and config.transport == "stdio":
             return f"cannot run {config.command}: permission denied"
+        if config.transport == "http":
+            import httpx2
+
+            where = _describe_launch(config).removeprefix("streamable HTTP ")  # scheme://host:port, no token
+            if isinstance(leaf, httpx2.HTTPStatusError):
+                return f"HTTP {leaf.response.status_code} from {where}"
+            if isinstance(leaf, httpx2.TransportError) and not isinstance(leaf, httpx2.TimeoutException):
+                return f"cannot connect to {where}: {_describe_exc(leaf)}"
         if isinstance(leaf, TimeoutError):
             return f"no answer to initialize within {config.startup_timeout:g} s (startup_timeout)"
         if server.process is not None and server.process.exited.is_set():
@@ -525,6 +537,12 @@ def _chain(inner: Future[ToolOutcome], pending: PendingCall, runtime: ToolRuntim
     else:
         outcome = inner.result()
     pending.future.set_result(outcome)
+
+
+def _close_at_exit(ref: weakref.ref[ToolRuntime]) -> None:
+    runtime = ref()
+    if runtime is not None:
+        runtime.close()
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
