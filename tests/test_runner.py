@@ -110,7 +110,8 @@ def test_nothing_to_ask_with_an_empty_stdin() -> None:
 def test_binary_stdin_is_refused_naming_the_offset() -> None:
     result = same("ask", "review", stdin=b"ab\0cd")
     assert result.exit_code == 2
-    assert result.stderr_lines == ["chatcli: piped input looks binary (a NUL byte at offset 2); chatcli reads text only"]
+    assert result.stderr_lines == [
+        "chatcli: piped input looks binary (a NUL byte at offset 2); chatcli reads text only"]
 
 
 @needs_binary
