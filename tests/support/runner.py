@@ -89,9 +89,9 @@ class _Capture(io.TextIOWrapper):
 def _environ(changes: Mapping[str, str | None]) -> Iterator[None]:
     saved = dict(os.environ)
     try:
-        for name, value in _DEFAULT_ENV.items():
+        for name, default in _DEFAULT_ENV.items():
             if name not in changes and name not in os.environ:
-                os.environ[name] = value
+                os.environ[name] = default
         for name, value in changes.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -134,12 +134,17 @@ def chatcli(*args: str, stdin: str | bytes | None = None, env: Mapping[str, str 
     fake_out = _Capture()
     fake_err = _Capture(errors="backslashreplace")
     with _gc_kept(), _environ(env or {}), _streams(fake_in, fake_out, fake_err):
+        code: int
         try:
             code = run(list(args))
         except SystemExit as exc:  # `run()` lets Click's own exits through; main() would sys.exit them
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            if not isinstance(exc.code, int | None):
+            if isinstance(exc.code, int):
+                code = exc.code
+            elif exc.code is None:
+                code = 0
+            else:  # what the interpreter does with `sys.exit("text")`
                 fake_err.write(f"{exc.code}\n")
+                code = 1
     out, err = fake_out.getvalue(), fake_err.getvalue()
     return Result(exit_code=int(code), stdout=out.decode("utf-8", "replace"),
                   stderr=err.decode("utf-8", "replace"), stdout_bytes=out, stderr_bytes=err)
