@@ -26,6 +26,9 @@ BINARY = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shuti
 needs_binary = pytest.mark.skipif(BINARY is None, reason="the chatcli command is not installed (pip install -e .)")
 
 KEY = "sk-canary-runner-0011223344556677AbCd"
+# A key picks OpenAI as the default model; without one the local model would be chosen (when its
+# extra is installed) and its warm-up would import llama.cpp for a run that fails before asking.
+OPENAI = {"OPENAI_API_KEY": KEY}
 
 
 def installed(*args: str, stdin: str | bytes | None = None, env: dict[str, str] | None = None) -> Result:
@@ -101,14 +104,14 @@ def test_usage_error_is_exit_2_with_one_stderr_line() -> None:
 
 @needs_binary
 def test_nothing_to_ask_with_an_empty_stdin() -> None:
-    result = same("ask", stdin="")
+    result = same("ask", stdin="", env=OPENAI)
     assert result.exit_code == 2
     assert result.stderr_lines == ['chatcli: nothing to ask: give a prompt (chatcli ask "...") or pipe text in']
 
 
 @needs_binary
 def test_binary_stdin_is_refused_naming_the_offset() -> None:
-    result = same("ask", "review", stdin=b"ab\0cd")
+    result = same("ask", "review", stdin=b"ab\0cd", env=OPENAI)
     assert result.exit_code == 2
     assert result.stderr_lines == [
         "chatcli: piped input looks binary (a NUL byte at offset 2); chatcli reads text only"]
