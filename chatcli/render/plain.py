@@ -18,8 +18,19 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from chatcli.events import Finish, Notice, ReasoningDelta, Retrying, SessionEvent, TextDelta, Usage
+from chatcli.events import (
+    Finish,
+    Notice,
+    ReasoningDelta,
+    Retrying,
+    SessionEvent,
+    TextDelta,
+    ToolFinished,
+    ToolStarted,
+    Usage,
+)
 from chatcli.render.footer import describe_finish, format_stats, retry_line
+from chatcli.render.toolcalls import call_line, result_summary
 from chatcli.render.sanitize import StreamSanitizer, sanitize_line
 
 _DIM, _YELLOW, _RESET = "\x1b[2m", "\x1b[33m", "\x1b[0m"
@@ -76,6 +87,13 @@ class PlainView:
             self._err_line(sanitize_line(event.text), style=_DIM)
         elif isinstance(event, Finish):
             self._on_finish(event)
+        elif isinstance(event, ToolStarted):
+            # The round's text ends its line on stdout; the call is status, on stderr.
+            self._on_text(self._text.flush())
+            self._end_out_line()
+            self._err_line(call_line(event.server, event.tool, event.call.arguments), style=_DIM)
+        elif isinstance(event, ToolFinished):
+            self._err_line(result_summary(event.result, event.seconds), style=_DIM)
 
     def close(self) -> None:
         if self._closed:
