@@ -30,8 +30,8 @@ from chatcli.events import (
     Usage,
 )
 from chatcli.render.footer import describe_finish, format_stats, retry_line
-from chatcli.render.toolcalls import call_line, result_summary
 from chatcli.render.sanitize import StreamSanitizer, sanitize_line
+from chatcli.render.toolcalls import call_line, result_summary
 
 _DIM, _YELLOW, _RESET = "\x1b[2m", "\x1b[33m", "\x1b[0m"
 
