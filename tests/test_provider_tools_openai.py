@@ -267,10 +267,10 @@ def _expect_bad_response(provider: OpenAIProvider, server: SSEServer) -> Provide
 def test_a_plain_json_completion_with_tool_calls_is_a_bad_response(provider: OpenAIProvider,
                                                                    server: SSEServer) -> None:
     # A server that ignores `stream: true` and answers with the whole completion.
-    server.add(Reply.json({"id": "x", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "tool_calls",
-                           "message": {"role": "assistant", "content": None, "tool_calls": [
-                               {"id": "call_a", "type": "function",
-                                "function": {"name": "get_weather", "arguments": PARIS}}]}}]}))
+    message = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": PARIS}}]}
+    server.add(Reply.json({"id": "x", "object": "chat.completion",
+                           "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}]}))
     err = _expect_bad_response(provider, server)
     assert "not an event stream" in err.message
 
