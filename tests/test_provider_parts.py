@@ -207,3 +207,14 @@ def test_anthropic_plain_messages_keep_their_string_shape(anthropic_provider: An
     assert sent_anthropic(anthropic_provider, server, messages) == [
         {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
         {"role": "user", "content": "bye"}]
+
+
+def test_anthropic_results_always_lead_a_merged_user_message(anthropic_provider: AnthropicProvider,
+                                                             server: SSEServer) -> None:
+    # The API wants `tool_result` blocks before any other content of the user message, even when
+    # the user's text came first in the history.
+    messages = [Message("user", "q"), Message("assistant", "", (CALL,)), Message("user", "and hurry"),
+                Message("tool", "", (ToolResultPart("call_a", "sunny"),))]
+    assert sent_anthropic(anthropic_provider, server, messages)[2] == {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "call_a", "content": "sunny", "is_error": False},
+        {"type": "text", "text": "and hurry"}]}

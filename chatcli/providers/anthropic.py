@@ -10,8 +10,9 @@ quirks handled here (notes/protocols.md §1.2, §1.3):
   is `incomplete`, never complete;
 * transport failures mid-stream are raw `httpx2.RemoteProtocolError`/`ReadTimeout` (not wrapped
   by the SDK); malformed JSON / invalid UTF-8 are raw `JSONDecodeError`/`UnicodeDecodeError`;
-* `ping` and unknown events are ignored; tool input JSON, signatures and citations are never
-  shown;
+* `ping` and unknown events are ignored; signatures and citations are never shown;
+* `tool_use` blocks: the name at `content_block_start`, the input as `input_json_delta`
+  fragments (the first is often `''`); text blocks may come before and between them;
 * a trailing assistant message (prefill, used by /continue) must not end in whitespace.
 """
 

@@ -6,7 +6,8 @@
   per complete tool call when the reply finishes with `tool_calls`, then exactly one `Finish`;
 * `tools` offers tools to the model (None or empty: no tools, the request is what it always was);
 * a failure before any content raises a classified `ProviderError` (never an SDK exception);
-* a failure after content ends the stream with `Finish("error", detail=...)`;
+* a failure after content (a `ToolCallDelta` counts) ends the stream with `Finish("error", detail=...)`,
+  and a tool call that was still streaming is not yielded as a `ToolCall` (nothing may run it);
 * a stream that stops with no finish signal ends with `Finish("incomplete")`, never `stop`;
 * the SDK stream is opened in a `with` block, so closing the generator (Ctrl-C) closes the
   HTTP response and the server sees the disconnect.

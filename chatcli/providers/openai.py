@@ -5,7 +5,9 @@ The SDK (`openai` 3.x on `httpx2`) is imported on first use only. Wire quirks ha
 (see notes/protocols.md §1.1, §1.3):
 
 * chunks with `choices: []` — the usage chunk, Azure's first `prompt_filter_results` chunk;
-* `delta.refusal` text, `reasoning_content`/`reasoning` extra fields, tool-call fragments;
+* `delta.refusal` text, `reasoning_content`/`reasoning` extra fields;
+* tool-call fragments, put together by `_toolcalls.py` (not the SDK's helper: compatible servers
+  repeat ids and names, drop or repeat `index`, send arguments as objects);
 * a body that just ends (no `finish_reason`) is `incomplete`; `[DONE]` alone, zero chunks or an
   HTML page are `bad_response`, never a blank success;
 * `data: {"error": ...}` inside a 200 raises a bare `openai.APIError`, not `APIStatusError`;
