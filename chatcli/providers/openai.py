@@ -40,13 +40,13 @@ from chatcli.events import (
 )
 from chatcli.providers import _common as common
 from chatcli.providers._client import SDKClientProvider
-from chatcli.providers._toolcalls import ToolCallAccumulator
 
 if TYPE_CHECKING:
     import httpx2
     import openai
     from openai.types.chat import ChatCompletionMessageParam
 
+    from chatcli.providers._toolcalls import ToolCallAccumulator
     from chatcli.settings import ProviderConfig
 
 _FINISH: dict[str, FinishReason] = {
@@ -86,7 +86,20 @@ class _State:
     refusal: list[str] = field(default_factory=list)
     tool_call: bool = False
     usage: Usage | None = None
-    calls: ToolCallAccumulator = field(default_factory=ToolCallAccumulator)
+    # Built at the first tool-call fragment: the module costs ~3 ms to import on the way to the
+    # first prompt (measured with -X importtime), and most replies have no tool call.
+    calls_: ToolCallAccumulator | None = None
+
+    @property
+    def calls(self) -> ToolCallAccumulator:
+        if self.calls_ is None:
+            from chatcli.providers._toolcalls import ToolCallAccumulator
+
+            self.calls_ = ToolCallAccumulator()
+        return self.calls_
+
+    def has_calls(self) -> bool:
+        return self.calls_ is not None and bool(self.calls_)
 
 
 class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
@@ -185,7 +198,7 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
             # The SSE decoder lets malformed JSON and invalid UTF-8 through raw.
             if state.finish_raw is not None:
                 pass  # the reply was complete; only the usage chunk or [DONE] went missing
-            elif state.content or state.refusal or state.calls:
+            elif state.content or state.refusal or state.has_calls():
                 # A half-streamed tool call is never yielded as a `ToolCall`: nothing runs it.
                 if state.usage is not None:
                     yield state.usage
@@ -193,7 +206,7 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
                 return
             else:
                 raise self._error(exc, model, streaming=True) from None
-        if state.finish_raw is None and not state.content and not state.refusal and not state.calls:
+        if state.finish_raw is None and not state.content and not state.refusal and not state.has_calls():
             if state.chunks == 0:  # `[DONE]` alone, an empty body, JSON or anything not SSE
                 raise common.not_a_stream(self._where, content_type,
                                          empty=sdk_stream.response.num_bytes_downloaded == 0)
@@ -201,8 +214,8 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
         if state.usage is not None:
             yield state.usage
         finish = _finish(state)
-        if finish.reason == "tool_calls":
-            yield from (ToolCall(call) for call in state.calls.calls())
+        if finish.reason == "tool_calls" and state.calls_ is not None:
+            yield from (ToolCall(call) for call in state.calls_.calls())
         yield finish
 
     # -- errors -----------------------------------------------------------------------------
@@ -325,7 +338,7 @@ def _delta_events(delta: Any, state: _State) -> Iterator[Event]:
     function_call = getattr(delta, "function_call", None)
     if function_call:
         yield from state.calls.add_function_call(function_call)
-    if state.calls:
+    if state.has_calls():
         state.tool_call = True
 
 
