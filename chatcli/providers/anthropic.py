@@ -84,13 +84,17 @@ _REHEARSAL_EVENTS: list[dict[str, Any]] = [
 ]
 
 
-@dataclass
 class _ToolBlock:
-    position: int  # the call's place in this reply (ToolCallDelta.index)
-    id: str
-    name: str
-    start_input: Any  # `input` of content_block_start: {} when the JSON streams as deltas
-    partial: list[str] = field(default_factory=list)
+    """One streaming `tool_use` block (a plain class: a dataclass costs ~0.5 ms at import)."""
+
+    __slots__ = ("id", "name", "partial", "position", "start_input")
+
+    def __init__(self, position: int, id: str, name: str, start_input: Any) -> None:
+        self.position = position  # the call's place in this reply (ToolCallDelta.index)
+        self.id = id
+        self.name = name
+        self.start_input = start_input  # `input` of content_block_start: {} when the JSON streams as deltas
+        self.partial: list[str] = []
 
     def part(self) -> ToolCallPart:
         arguments = "".join(self.partial)
