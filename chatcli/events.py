@@ -9,7 +9,7 @@ once a second with the time left, so any view can show a countdown without a tim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 # frozen, not slots: `slots=True` builds every class twice, ~0.5 ms each at import (measured), on
 # the path to the first prompt; these objects live for one token, so the per-instance dict costs
@@ -100,6 +100,18 @@ class Message:
     @property
     def tool_results(self) -> tuple[ToolResultPart, ...]:
         return tuple(p for p in self.parts if isinstance(p, ToolResultPart))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool offered to the model: the API-safe `name` (`[a-zA-Z0-9_-]`, at most 64 characters;
+    the tools layer maps it back to its server's tool), a `description`, and `parameters`, the
+    JSON schema of its arguments. Providers map it to their API's shape (OpenAI `function`,
+    Anthropic `input_schema`, llama.cpp's function-calling format)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
 
 
 @dataclass(frozen=True)

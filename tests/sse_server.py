@@ -302,6 +302,91 @@ def split_bytes(data: bytes, *at: int) -> list[Write]:
     return [Write(data[a:b], _SPLIT_DELAY if i else 0.0) for i, (a, b) in enumerate(itertools.pairwise(cuts))]
 
 
+# -- tool-call streams ------------------------------------------------------------------------
+# Builders for scripted tool-call replies in both dialects, down to the fragments that break
+# naive accumulators (see chatcli/providers/_toolcalls.py).
+#
+# ``openai_tool_call(index=0, *, id=None, name=None, arguments=None, type=None)`` -> dict: one
+#     item of ``delta.tool_calls``; a field left None is omitted (``index=None`` omits the index);
+#     ``arguments`` may be a str or, like some compatible servers send it, a dict.
+# ``openai_tool_chunks(fragments, *, text=(), finish="tool_calls", usage=None, done=True)``
+#     -> list[bytes]: role chunk, a chunk per text, then one chunk per item of ``fragments`` (a
+#     tool-call dict, or a list of them for several calls in one chunk), the finish chunk (omitted
+#     when ``finish=None``), an optional usage chunk, ``[DONE]``.
+# ``ToolUse(id, name, partial_json=("",), input=None)``: an Anthropic ``tool_use`` block whose
+#     input streams as ``input_json_delta`` events (the live API's first one is often ``''``).
+# ``anthropic_tool_events(blocks, *, stop_reason="tool_use", usage=(10, 5), message_stop=True)``
+#     -> list[bytes]: message_start, then one content block per item of ``blocks`` (a str is a
+#     text block with that text, a ``ToolUse`` a tool_use block), message_delta, message_stop.
+
+
+def openai_tool_call(index: int | None = 0, *, id: str | None = None, name: str | None = None,
+                     arguments: str | dict[str, Any] | None = None, type: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {} if index is None else {"index": index}
+    if id is not None:
+        item["id"] = id
+    if type is not None:
+        item["type"] = type
+    function: dict[str, Any] = {}
+    if name is not None:
+        function["name"] = name
+    if arguments is not None:
+        function["arguments"] = arguments
+    if function:
+        item["function"] = function
+    return item
+
+
+def openai_tool_chunks(fragments: Sequence[dict[str, Any] | list[dict[str, Any]]], *, text: Sequence[str] = (),
+                       finish: str | None = "tool_calls", usage: tuple[int, int] | None = None,
+                       done: bool = True) -> list[bytes]:
+    out = [openai_chunk({"role": "assistant", "content": None})]
+    out += [openai_chunk({"content": t}) for t in text]
+    for fragment in fragments:
+        out.append(openai_chunk({"tool_calls": fragment if isinstance(fragment, list) else [fragment]}))
+    if finish is not None:
+        out.append(openai_chunk({}, finish=finish))
+    if usage is not None:
+        out.append(openai_chunk(choices=[], usage=usage))
+    if done:
+        out.append(sse("[DONE]"))
+    return out
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    id: str
+    name: str
+    partial_json: tuple[str, ...] = ("",)
+    input: dict[str, Any] | None = None
+
+
+def anthropic_tool_events(blocks: Sequence[str | ToolUse], *, stop_reason: str | None = "tool_use",
+                          usage: tuple[int, int] = (10, 5), message_stop: bool = True) -> list[bytes]:
+    message: dict[str, Any] = {"id": "msg_tools", "type": "message", "role": "assistant", "model": "test-model",
+                               "content": [], "stop_reason": None, "stop_sequence": None,
+                               "usage": {"input_tokens": usage[0], "output_tokens": 1}}
+    out = [anthropic_event("message_start", message=message)]
+    for index, block in enumerate(blocks):
+        if isinstance(block, str):
+            out.append(anthropic_event("content_block_start", index=index, content_block={"type": "text", "text": ""}))
+            out.append(anthropic_event("content_block_delta", index=index,
+                                       delta={"type": "text_delta", "text": block}))
+        else:
+            start = {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input or {}}
+            out.append(anthropic_event("content_block_start", index=index, content_block=start))
+            out += [anthropic_event("content_block_delta", index=index,
+                                    delta={"type": "input_json_delta", "partial_json": frag})
+                    for frag in block.partial_json]
+        out.append(anthropic_event("content_block_stop", index=index))
+    if stop_reason is not None:
+        out.append(anthropic_event("message_delta", delta={"stop_reason": stop_reason, "stop_sequence": None},
+                                   usage={"output_tokens": usage[1]}))
+        if message_stop:
+            out.append(anthropic_event("message_stop"))
+    return out
+
+
 # -- the server -------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from chatcli.errors import ChatCLIError
-from chatcli.events import Event, Finish, Message
+from chatcli.events import Event, Finish, Message, ToolSpec
 from chatcli.providers import _common as common
 
 if TYPE_CHECKING:
@@ -78,11 +78,12 @@ class SDKClientProvider(Generic[ClientT]):
         system: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> Iterator[Event]:
         # A generator, so that a missing key or a bad URL is raised on the first `next()`, where
         # the session handles errors, not when the request is merely described.
         yield from self._stream_on(self._get_client(), messages, model=model, system=system,
-                                   max_tokens=max_tokens, temperature=temperature)
+                                   max_tokens=max_tokens, temperature=temperature, tools=tools)
 
     def _rehearse(self, client: ClientT) -> None:
         """Play one request and its streamed reply through the SDK, the HTTP stack and this
@@ -160,10 +161,11 @@ class SDKClientProvider(Generic[ClientT]):
         system: str | None,
         max_tokens: int | None,
         temperature: float | None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> Iterator[Event]:
         """One request on `client` and its reply as events (see providers/base.py)."""
         sdk_stream = self._open(client, messages, model=model, system=system, max_tokens=max_tokens,
-                                temperature=temperature)
+                                temperature=temperature, tools=tools)
         # The `with` closes the HTTP response on every exit, including the generator being
         # closed at a `yield` (Ctrl-C): the server sees the disconnect at once.
         with sdk_stream:
@@ -173,7 +175,8 @@ class SDKClientProvider(Generic[ClientT]):
             yield from self._events(sdk_stream, content_type, model)
 
     def _open(self, client: ClientT, messages: Sequence[Message], *, model: str, system: str | None,
-              max_tokens: int | None, temperature: float | None) -> Any:
+              max_tokens: int | None, temperature: float | None,
+              tools: Sequence[ToolSpec] | None = None) -> Any:
         """Send the request; the SDK's stream object (a context manager with `.response`), or a
         classified `ProviderError`."""
         raise NotImplementedError

@@ -10,8 +10,9 @@ quirks handled here (notes/protocols.md §1.2, §1.3):
   is `incomplete`, never complete;
 * transport failures mid-stream are raw `httpx2.RemoteProtocolError`/`ReadTimeout` (not wrapped
   by the SDK); malformed JSON / invalid UTF-8 are raw `JSONDecodeError`/`UnicodeDecodeError`;
-* `ping` and unknown events are ignored; tool input JSON, signatures and citations are never
-  shown;
+* `ping` and unknown events are ignored; signatures and citations are never shown;
+* `tool_use` blocks: the name at `content_block_start`, the input as `input_json_delta`
+  fragments (the first is often `''`); text blocks may come before and between them;
 * a trailing assistant message (prefill, used by /continue) must not end in whitespace.
 """
 
@@ -19,11 +20,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from chatcli.errors import ProviderError
-from chatcli.events import Event, Finish, FinishReason, Message, ReasoningDelta, TextDelta, Usage
+from chatcli.events import (
+    DocumentPart,
+    Event,
+    Finish,
+    FinishReason,
+    ImagePart,
+    Message,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolSpec,
+    Usage,
+)
 from chatcli.providers import _common as common
 from chatcli.providers._client import SDKClientProvider
 
@@ -69,6 +84,27 @@ _REHEARSAL_EVENTS: list[dict[str, Any]] = [
 ]
 
 
+class _ToolBlock:
+    """One streaming `tool_use` block (a plain class: a dataclass costs ~0.5 ms at import)."""
+
+    __slots__ = ("id", "name", "partial", "position", "start_input")
+
+    def __init__(self, position: int, id: str, name: str, start_input: Any) -> None:
+        self.position = position  # the call's place in this reply (ToolCallDelta.index)
+        self.id = id
+        self.name = name
+        self.start_input = start_input  # `input` of content_block_start: {} when the JSON streams as deltas
+        self.partial: list[str] = []
+
+    def part(self) -> ToolCallPart:
+        arguments = "".join(self.partial)
+        if not arguments.strip():
+            import json
+
+            arguments = json.dumps(self.start_input) if isinstance(self.start_input, dict) else "{}"
+        return ToolCallPart(self.id, self.name, arguments)
+
+
 @dataclass
 class _State:
     events: int = 0
@@ -77,6 +113,7 @@ class _State:
     stop_detail: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    tools: dict[int, _ToolBlock] = field(default_factory=dict)  # by content block index
 
     def usage(self) -> Usage | None:
         if self.input_tokens is None and self.output_tokens is None:
@@ -120,7 +157,8 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
     # -- streaming --------------------------------------------------------------------------
 
     def _open(self, client: anthropic.Anthropic, messages: Sequence[Message], *, model: str, system: str | None,
-              max_tokens: int | None, temperature: float | None) -> anthropic.Stream[Any]:
+              max_tokens: int | None, temperature: float | None,
+              tools: Sequence[ToolSpec] | None = None) -> anthropic.Stream[Any]:
         import anthropic
         import httpx2
 
@@ -138,6 +176,7 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
                     system=system if system else anthropic.omit,
                     stream=True,
                     extra_body=extra,
+                    tools=cast("Any", _wire_tools(tools)) if tools else anthropic.omit,
                 )
             except anthropic.APIStatusError as exc:
                 if not (extra and exc.status_code in (400, 422) and "temperature" in str(exc.body).lower()):
@@ -163,7 +202,8 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
             # The SSE decoder lets malformed JSON and invalid UTF-8 through raw.
             if state.stop_reason is not None:
                 pass  # complete already; only `message_stop` went missing
-            elif state.content:
+            elif state.content or state.tools:
+                # A half-streamed tool call is never yielded as a `ToolCall`: nothing runs it.
                 usage = state.usage()
                 if usage is not None:
                     yield usage
@@ -172,7 +212,7 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
                 return
             else:
                 raise self._error(exc, model, streaming=True) from None
-        if state.stop_reason is None and not state.content:
+        if state.stop_reason is None and not state.content and not state.tools:
             if state.events == 0:  # an empty body, JSON or anything not SSE
                 raise common.not_a_stream(self._where, content_type,
                                          empty=sdk_stream.response.num_bytes_downloaded == 0)
@@ -180,7 +220,10 @@ class AnthropicProvider(SDKClientProvider["anthropic.Anthropic"]):
         usage = state.usage()
         if usage is not None:
             yield usage
-        yield _finish(state)
+        finish = _with_tool_calls(_finish(state), state)
+        if finish.reason == "tool_calls":
+            yield from (ToolCall(block.part()) for block in state.tools.values())
+        yield finish
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -221,9 +264,20 @@ def _is_event_error(exc: BaseException) -> bool:
     return isinstance(exc, anthropic.APIStatusError) and exc.status_code == 200
 
 
-def _wire_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
-    wire = [{"role": m.role, "content": m.content} for m in messages]
-    if wire and wire[-1]["role"] == "assistant":
+def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    wire: list[dict[str, Any]] = []
+    merge_next = False  # the previous wire message carries tool results
+    for m in messages:
+        item = _wire_message(m) if m.parts else {"role": m.role, "content": m.content}
+        carries_results = m.role == "tool"
+        if wire and wire[-1]["role"] == item["role"] == "user" and (carries_results or merge_next):
+            # Tool results go in a user message; one that follows (or precedes) another user
+            # message is merged with it so roles keep alternating.
+            wire[-1]["content"] = _merged(wire[-1]["content"], item["content"])
+        else:
+            wire.append(item)
+        merge_next = carries_results or (merge_next and item["role"] == "user")
+    if wire and wire[-1]["role"] == "assistant" and isinstance(wire[-1]["content"], str):
         # Prefill: the API rejects a final assistant message with trailing whitespace, and an
         # empty one is pointless, so strip it (and drop it if nothing is left).
         prefill = wire[-1]["content"].rstrip()
@@ -234,6 +288,70 @@ def _wire_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     return wire
 
 
+def _wire_message(m: Message) -> dict[str, Any]:
+    """A message with parts as Messages content blocks."""
+    if m.role == "tool":
+        return {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": r.call_id, "content": r.content, "is_error": r.is_error}
+            for r in m.tool_results]}
+    blocks: list[dict[str, Any]] = []
+    if m.role == "assistant":
+        if m.content.strip():  # the API rejects an empty text block
+            blocks.append({"type": "text", "text": m.content})
+        blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input_object(c.arguments)}
+                   for c in m.tool_calls]
+        return {"role": "assistant", "content": blocks}
+    # Images and documents before the text: the order Anthropic's guide recommends.
+    for part in m.parts:
+        if isinstance(part, ImagePart):
+            if part.url:
+                blocks.append({"type": "image", "source": {"type": "url", "url": part.url}})
+            else:
+                blocks.append({"type": "image", "source": {"type": "base64", "media_type": part.media_type,
+                                                           "data": _b64(part.data or b"")}})
+        elif isinstance(part, DocumentPart):
+            blocks.append({"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                                          "data": _b64(part.data)}})
+    if m.content:
+        blocks.append({"type": "text", "text": m.content})
+    return {"role": m.role, "content": blocks}
+
+
+def _merged(first: Any, second: Any) -> list[dict[str, Any]]:
+    """Two user messages' content as one block list, `tool_result` blocks first (the API wants
+    them before any other content of the message)."""
+    blocks = [*_as_blocks(first), *_as_blocks(second)]
+    return sorted(blocks, key=lambda b: 0 if b.get("type") == "tool_result" else 1)
+
+
+def _as_blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content)
+
+
+def _tool_input_object(arguments: str) -> dict[str, Any]:
+    """`tool_use.input` must be an object. Arguments that were not a JSON object (their call was
+    answered with an error result) go back as `{}`: the result says what was wrong."""
+    import json
+
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+
+
+def _wire_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    return [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
+
+
 def _event_events(event: Any, state: _State) -> Iterator[Event]:
     # Events are built without validation (`construct_type`): an unknown event type can come
     # back as a dict or a half-filled model, hence getattr throughout; unknown types are ignored.
@@ -242,10 +360,16 @@ def _event_events(event: Any, state: _State) -> Iterator[Event]:
         _read_start_usage(getattr(getattr(event, "message", None), "usage", None), state)
     elif kind == "content_block_start":
         block = getattr(event, "content_block", None)
-        yield from _text_events(getattr(block, "type", None), block, state)
+        if getattr(block, "type", None) == "tool_use":
+            yield from _tool_start(getattr(event, "index", None), block, state)
+        else:
+            yield from _text_events(getattr(block, "type", None), block, state)
     elif kind == "content_block_delta":
         delta = getattr(event, "delta", None)
-        yield from _text_events(getattr(delta, "type", None), delta, state)
+        if getattr(delta, "type", None) == "input_json_delta":
+            yield from _tool_input(getattr(event, "index", None), delta, state)
+        else:
+            yield from _text_events(getattr(delta, "type", None), delta, state)
     elif kind == "message_delta":
         _read_message_delta(event, state)
 
@@ -263,6 +387,34 @@ def _text_events(kind: Any, obj: Any, state: _State) -> Iterator[Event]:
         if isinstance(thinking, str) and thinking:
             state.content = True
             yield ReasoningDelta(thinking)
+
+
+def _tool_start(index: Any, block: Any, state: _State) -> Iterator[Event]:
+    """`content_block_start{type: tool_use, id, name, input: {}}`: the call's name, at once."""
+    name, call_id = getattr(block, "name", None), getattr(block, "id", None)
+    if not isinstance(index, int) or not isinstance(name, str) or not name:
+        return  # nothing could run a nameless call
+    tool = _ToolBlock(position=len(state.tools), id=call_id if isinstance(call_id, str) and call_id
+                      else f"toolu_{len(state.tools)}", name=name, start_input=getattr(block, "input", None))
+    state.tools[index] = tool
+    yield ToolCallDelta(tool.position, name=name)
+
+
+def _tool_input(index: Any, delta: Any, state: _State) -> Iterator[Event]:
+    """`input_json_delta{partial_json}`; the first one is often `''` (nothing to show)."""
+    tool = state.tools.get(index) if isinstance(index, int) else None
+    partial = getattr(delta, "partial_json", None)
+    if tool is not None and isinstance(partial, str) and partial:
+        tool.partial.append(partial)
+        yield ToolCallDelta(tool.position, arguments=partial)
+
+
+def _with_tool_calls(finish: Finish, state: _State) -> Finish:
+    """Decided by the calls collected: a reply with tool_use blocks that says `end_turn` still
+    ends with calls to answer (the API rejects a next request that leaves one unanswered)."""
+    if state.tools and finish.reason == "stop":
+        return Finish("tool_calls", raw=finish.raw, detail=finish.detail)
+    return finish
 
 
 def _read_start_usage(usage: Any, state: _State) -> None:

@@ -2,9 +2,12 @@
 
 `stream()` is a synchronous generator of events:
 
-* content events (`TextDelta`, `ReasoningDelta`, `Usage`), then exactly one `Finish`;
+* content events (`TextDelta`, `ReasoningDelta`, `ToolCallDelta`, `Usage`), then one `ToolCall`
+  per complete tool call when the reply finishes with `tool_calls`, then exactly one `Finish`;
+* `tools` offers tools to the model (None or empty: no tools, the request is what it always was);
 * a failure before any content raises a classified `ProviderError` (never an SDK exception);
-* a failure after content ends the stream with `Finish("error", detail=...)`;
+* a failure after content (a `ToolCallDelta` counts) ends the stream with `Finish("error", detail=...)`,
+  and a tool call that was still streaming is not yielded as a `ToolCall` (nothing may run it);
 * a stream that stops with no finish signal ends with `Finish("incomplete")`, never `stop`;
 * the SDK stream is opened in a `with` block, so closing the generator (Ctrl-C) closes the
   HTTP response and the server sees the disconnect.
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from chatcli.events import Event, Message
+from chatcli.events import Event, Message, ToolSpec
 
 
 class Provider(Protocol):
@@ -42,4 +45,5 @@ class Provider(Protocol):
         system: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> Iterator[Event]: ...

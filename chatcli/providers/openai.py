@@ -5,7 +5,9 @@ The SDK (`openai` 3.x on `httpx2`) is imported on first use only. Wire quirks ha
 (see notes/protocols.md §1.1, §1.3):
 
 * chunks with `choices: []` — the usage chunk, Azure's first `prompt_filter_results` chunk;
-* `delta.refusal` text, `reasoning_content`/`reasoning` extra fields, tool-call fragments;
+* `delta.refusal` text, `reasoning_content`/`reasoning` extra fields;
+* tool-call fragments, put together by `_toolcalls.py` (not the SDK's helper: compatible servers
+  repeat ids and names, drop or repeat `index`, send arguments as objects);
 * a body that just ends (no `finish_reason`) is `incomplete`; `[DONE]` alone, zero chunks or an
   HTML page are `bad_response`, never a blank success;
 * `data: {"error": ...}` inside a 200 raises a bare `openai.APIError`, not `APIStatusError`;
@@ -23,7 +25,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from chatcli.errors import ProviderError
-from chatcli.events import Event, Finish, FinishReason, Message, ReasoningDelta, TextDelta, Usage
+from chatcli.events import (
+    DocumentPart,
+    Event,
+    Finish,
+    FinishReason,
+    ImagePart,
+    Message,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from chatcli.providers import _common as common
 from chatcli.providers._client import SDKClientProvider
 
@@ -32,6 +46,7 @@ if TYPE_CHECKING:
     import openai
     from openai.types.chat import ChatCompletionMessageParam
 
+    from chatcli.providers._toolcalls import ToolCallAccumulator
     from chatcli.settings import ProviderConfig
 
 _FINISH: dict[str, FinishReason] = {
@@ -71,6 +86,20 @@ class _State:
     refusal: list[str] = field(default_factory=list)
     tool_call: bool = False
     usage: Usage | None = None
+    # Built at the first tool-call fragment: the module costs ~3 ms to import on the way to the
+    # first prompt (measured with -X importtime), and most replies have no tool call.
+    calls_: ToolCallAccumulator | None = None
+
+    @property
+    def calls(self) -> ToolCallAccumulator:
+        if self.calls_ is None:
+            from chatcli.providers._toolcalls import ToolCallAccumulator
+
+            self.calls_ = ToolCallAccumulator()
+        return self.calls_
+
+    def has_calls(self) -> bool:
+        return self.calls_ is not None and bool(self.calls_)
 
 
 class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
@@ -112,7 +141,8 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
     # -- streaming --------------------------------------------------------------------------
 
     def _open(self, client: openai.OpenAI, messages: Sequence[Message], *, model: str, system: str | None,
-              max_tokens: int | None, temperature: float | None) -> openai.Stream[Any]:
+              max_tokens: int | None, temperature: float | None,
+              tools: Sequence[ToolSpec] | None = None) -> openai.Stream[Any]:
         """Send the request; adapt once to a server that rejects `stream_options`/`max_tokens`."""
         import httpx2
         import openai
@@ -130,6 +160,7 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
                     max_completion_tokens=max_tokens
                     if max_tokens is not None and self._max_tokens_param != "max_tokens" else openai.omit,
                     temperature=temperature if temperature is not None else openai.omit,
+                    tools=cast("Any", _wire_tools(tools)) if tools else openai.omit,
                 )
             except openai.APIStatusError as exc:
                 if not self._adapt(exc, max_tokens):
@@ -167,21 +198,25 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
             # The SSE decoder lets malformed JSON and invalid UTF-8 through raw.
             if state.finish_raw is not None:
                 pass  # the reply was complete; only the usage chunk or [DONE] went missing
-            elif state.content or state.refusal:
+            elif state.content or state.refusal or state.has_calls():
+                # A half-streamed tool call is never yielded as a `ToolCall`: nothing runs it.
                 if state.usage is not None:
                     yield state.usage
                 yield Finish("error", raw=_error_raw(exc), detail=self._midstream_detail(exc))
                 return
             else:
                 raise self._error(exc, model, streaming=True) from None
-        if state.finish_raw is None and not state.content and not state.refusal:
+        if state.finish_raw is None and not state.content and not state.refusal and not state.has_calls():
             if state.chunks == 0:  # `[DONE]` alone, an empty body, JSON or anything not SSE
                 raise common.not_a_stream(self._where, content_type,
                                          empty=sdk_stream.response.num_bytes_downloaded == 0)
             raise common.bad_response(self._where, "the stream ended before any reply text")
         if state.usage is not None:
             yield state.usage
-        yield _finish(state)
+        finish = _finish(state)
+        if finish.reason == "tool_calls" and state.calls_ is not None:
+            yield from (ToolCall(call) for call in state.calls_.calls())
+        yield finish
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -219,10 +254,50 @@ class OpenAIProvider(SDKClientProvider["openai.OpenAI"]):
         return common.stream_failure_detail(exc, self._where)
 
 
-def _wire_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, str]]:
-    wire = [{"role": "system", "content": system}] if system else []
-    wire += [{"role": m.role, "content": m.content} for m in messages]
+def _wire_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
+    wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        wire += _wire_message(m) if m.parts else [{"role": m.role, "content": m.content}]
     return wire
+
+
+def _wire_message(m: Message) -> list[dict[str, Any]]:
+    """A message with parts in Chat Completions' shape (one message, or one per tool result)."""
+    if m.role == "tool":
+        # One `role: tool` message per result, each naming its call. The API has no error flag:
+        # the result's text says what went wrong.
+        return [{"role": "tool", "tool_call_id": r.call_id, "content": r.content} for r in m.tool_results]
+    if m.role == "assistant":
+        out: dict[str, Any] = {"role": "assistant", "content": m.content}
+        if m.tool_calls:
+            # `content: ""` rather than null: llama-cpp-python's server answers null with a 500.
+            out["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments}}
+                                 for c in m.tool_calls]
+        return [out]
+    content: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+    for part in m.parts:
+        if isinstance(part, ImagePart):
+            url = part.url or _data_url(part.media_type, part.data or b"")
+            content.append({"type": "image_url", "image_url": {"url": url}})
+        elif isinstance(part, DocumentPart):
+            content.append({"type": "file", "file": {
+                "filename": part.name or "document.pdf",
+                "file_data": _data_url(part.media_type or "application/pdf", part.data)}})
+    return [{"role": m.role, "content": content}]
+
+
+def _data_url(media_type: str, data: bytes) -> str:
+    import base64
+
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _wire_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    # No `tool_choice`: `auto` is the API's default once tools are sent, and servers differ on
+    # an explicit one (vLLM refuses `auto` unless started with --enable-auto-tool-choice).
+    return [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                              "parameters": t.parameters}} for t in tools]
 
 
 def _chunk_events(chunk: Any, state: _State) -> Iterator[Event]:
@@ -256,8 +331,15 @@ def _delta_events(delta: Any, state: _State) -> Iterator[Event]:
     refusal = getattr(delta, "refusal", None)
     if isinstance(refusal, str) and refusal:
         state.refusal.append(refusal)  # shown as the finish detail, not as reply text
-    if getattr(delta, "tool_calls", None) or getattr(delta, "function_call", None):
-        state.tool_call = True  # argument fragments are JSON pieces: never shown as text
+    # Argument fragments are JSON pieces: shown as tool-call deltas, never as text. Whether the
+    # reply ends with calls is decided by the calls collected, not by `finish_reason` (see _finish).
+    for fragment in getattr(delta, "tool_calls", None) or ():
+        yield from state.calls.add(fragment)
+    function_call = getattr(delta, "function_call", None)
+    if function_call:
+        yield from state.calls.add_function_call(function_call)
+    if state.has_calls():
+        state.tool_call = True
 
 
 def _extra_text(delta: Any) -> str | None:
