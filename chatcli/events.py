@@ -154,15 +154,6 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
-class ToolSpec:
-    """A tool offered to the model: its API-safe name, a description and a JSON schema."""
-
-    name: str
-    description: str
-    parameters: dict[str, object]
-
-
-@dataclass(frozen=True)
 class Finish:
     """The end of a reply. `raw` is the provider's own value (e.g. `end_turn`), `detail` a human cause."""
 
