@@ -246,7 +246,8 @@ def test_export_writes_markdown(tmp_path: Path) -> None:
     assert "## System\n\nbe brief" in text
     assert "## You\n\nand 3+3?" in text
     assert "## Assistant (fake:m1)\n\nSix is" in text
-    assert "partial reply: length" in text
+    # One exporter for /export and `history export` (chatcli/export.py): history's partial mark.
+    assert "partial reply (length)" in text
     assert str(target) in out(state)
 
 
