@@ -129,10 +129,14 @@ def search_cmd(store: Store, text: str, out: TextIO, *, limit: int = 20) -> int:
     hits = store.search(text, limit=limit)
     if not hits:
         print(f"no saved turn matches {_one_line(text)!r}", file=out)
-        return 0
     for hit in hits:
         print(f"{hit.conversation_id}  {_when(hit.created)}  {hit.role:<9}  {_one_line(hit.title, 50)}", file=out)
         print(f"    {_snippet(hit)}", file=out)
+    if len(hits) < limit and store.short_scan_bounded(text):
+        from chatcli import store as store_module  # read at call time: the bound is the store's
+
+        print(f"(a search with no word of 3 or more characters looks at the newest "
+              f"{store_module.SHORT_SCAN_TURNS:,} turns only)", file=out)
     return len(hits)
 
 

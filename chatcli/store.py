@@ -174,6 +174,7 @@ def _v2_trigram_index(conn: sqlite3.Connection) -> None:
 
 
 _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tables, _v2_trigram_index]
+_SLOW_REINDEX_TURNS = 20_000  # about 3 s of reindexing: worth a line on stderr first
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -287,7 +288,7 @@ class Store:
                 conn = (connect or _connect)(str(path))
                 try:
                     _configure(conn)
-                    _migrate(conn, path)
+                    _migrate(conn, path, warn)
                 except BaseException:
                     conn.close()
                     raise
@@ -624,7 +625,7 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path, warn: Warn) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise StoreError(f"the history database {path} was written by a newer chatcli (schema {version}, "
@@ -637,6 +638,10 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     try:
         # Re-read under the write lock: another process may have migrated meanwhile.
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == 1:  # the reindex reads every turn: ~30 s for 200,000 (benchmarks/store_bench.py)
+            turns = int(conn.execute("SELECT count(*) FROM turns").fetchone()[0])
+            if turns >= _SLOW_REINDEX_TURNS:
+                warn(f"rebuilding the search index of {path} ({turns:,} turns; once, this can take a while)")
         for index in range(version, SCHEMA_VERSION):
             _MIGRATIONS[index](conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,0 +1,156 @@
+"""`history search` in every script: the trigram index (schema 2), the bounded scan for short
+queries, and the migration that reindexes a database written with the schema-1 word index."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatcli import history, store as store_module
+from chatcli.session import Turn
+from chatcli.store import SCHEMA_VERSION, Store
+
+SENTENCES = [
+    "我们的数据库很快,但是索引需要重建",
+    "コーヒー☕を飲みながら書いた",
+    "リリースしました🎉 おめでとう",
+    "I store everything in sqlite these days",
+    "漢字を書く練習",
+    "La Première fois que j'ai vu Paris",
+    "plain english about nothing in particular",
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "data") as opened:
+        rec = opened.recorder()
+        for text in SENTENCES:
+            rec.record(Turn("user", text))
+        yield opened
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("数据库", SENTENCES[0]),   # CJK inside a sentence: no spaces around the word
+    ("☕", SENTENCES[1]),       # one symbol: shorter than a trigram, the scan finds it
+    ("🎉", SENTENCES[2]),
+    ("sql", SENTENCES[3]),     # a fragment of a word
+    ("SQLite", SENTENCES[3]),  # case folded
+    ("漢", SENTENCES[4]),       # one character of a two-character word
+    ("漢字", SENTENCES[4]),
+    ("mière", SENTENCES[5]),   # the end of a word with an accent
+    ("PREMIÈRE", SENTENCES[5]),
+    ("数据库 索引", SENTENCES[0]),  # every piece must be there, in any order
+    ("☕ コーヒー", SENTENCES[1]),    # a short piece filters the index's matches
+])
+def test_search_finds_substrings_in_any_script(store: Store, query: str, expected: str) -> None:
+    hits = store.search(query)
+    assert [hit.snippet("", "") for hit in hits] == [expected]
+
+
+def test_search_misses_what_is_not_there(store: Store) -> None:
+    assert store.search("数据仓库") == []
+    assert store.search("☕ 🎉") == []  # both pieces required, in no one turn
+    assert store.search("qlx") == []
+
+
+def test_search_marks_the_matched_substring(store: Store) -> None:
+    [hit] = store.search("数据库")
+    assert ("数据库", True) in hit.parts
+    [hit] = store.search("漢")
+    assert ("漢", True) in hit.parts
+    out = io.StringIO()
+    assert history.search_cmd(store, "sql", out) == 1
+    assert "[sql]ite" in out.getvalue()
+
+
+def test_a_short_query_scans_only_the_newest_turns_and_says_so(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "SHORT_SCAN_TURNS", 5)
+    with Store.open(tmp_path / "d") as opened:
+        rec = opened.recorder()
+        rec.record(Turn("user", "old ☕ message"))
+        for i in range(10):
+            rec.record(Turn("user", f"filler {i}"))
+        assert opened.search("☕") == []  # beyond the bound
+        assert opened.short_scan_bounded("☕")
+        assert [h.snippet("", "") for h in opened.search("old ☕")] == ["old ☕ message"]  # the index has no bound
+        assert not opened.short_scan_bounded("old ☕")
+        out = io.StringIO()
+        history.search_cmd(opened, "☕", out)
+        assert "newest 5 turns only" in out.getvalue()
+
+
+# Schema 1 exactly as released (chatcli/store.py before the trigram index).
+OLD_SCHEMA = (
+    """CREATE TABLE conversations (
+        id TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '', created REAL NOT NULL,
+        updated REAL NOT NULL, model TEXT, provider TEXT)""",
+    "CREATE INDEX conversations_updated ON conversations (updated DESC)",
+    """CREATE TABLE turns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL, role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content TEXT NOT NULL, reasoning TEXT NOT NULL DEFAULT '', finish_reason TEXT, finish_raw TEXT,
+        finish_detail TEXT, provider TEXT, model TEXT, system TEXT, input_tokens INTEGER,
+        output_tokens INTEGER, ttft REAL, duration REAL, created REAL NOT NULL,
+        UNIQUE (conversation_id, seq))""",
+    "CREATE VIRTUAL TABLE turns_fts USING fts5("
+    "content, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    """CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
+        INSERT INTO turns_fts (rowid, content) VALUES (new.id, new.content);
+    END""",
+    """CREATE TRIGGER turns_ad AFTER DELETE ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    END""",
+    """CREATE TRIGGER turns_au AFTER UPDATE OF content ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, content) VALUES ('delete', old.id, old.content);
+        INSERT INTO turns_fts (rowid, content) VALUES (new.id, new.content);
+    END""",
+    "PRAGMA user_version = 1",
+)
+
+
+def make_old_database(data: Path, sentences: list[str]) -> None:
+    data.mkdir(mode=0o700)
+    (data / "history.db").touch(mode=0o600)
+    conn = sqlite3.connect(data / "history.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for statement in OLD_SCHEMA:
+        conn.execute(statement)
+    conn.execute("INSERT INTO conversations VALUES ('0badc0de', 'old one', 1.0, 2.0, 'gpt-4o', 'openai')")
+    for seq, text in enumerate(sentences, 1):
+        conn.execute("INSERT INTO turns (conversation_id, seq, role, content, created) VALUES (?, ?, 'user', ?, ?)",
+                     ("0badc0de", seq, text, float(seq)))
+    conn.close()
+
+
+def test_a_schema_1_database_is_migrated_and_reindexed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_old_database(data, SENTENCES)
+    with Store.open(data) as opened:
+        conn = opened._conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'turns_fts'").fetchone()[0]
+        assert "trigram" in sql
+        assert conn.execute("SELECT count(*) FROM turns_fts").fetchone()[0] == len(SENTENCES)
+        for query, expected in (("数据库", 0), ("sql", 3), ("mière", 5), ("☕", 1), ("漢", 4)):
+            assert [h.snippet("", "") for h in opened.search(query)] == [SENTENCES[expected]], query
+        # The triggers were recreated for the new index: new, changed and deleted turns stay in step.
+        rec = opened.recorder("0badc0de")
+        turn = Turn("user", "新しいデータベース")
+        rec.record(turn)
+        assert len(opened.search("データベース")) == 1
+        turn.content = "changed to something else"
+        rec.record(turn)
+        assert opened.search("データベース") == [] and len(opened.search("something")) == 1
+        rec.forget(turn)
+        assert opened.search("something") == []
+        assert conn.execute("INSERT INTO turns_fts (turns_fts) VALUES ('integrity-check')") is not None
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with Store.open(data) as again:  # already migrated: opens as it is
+        assert len(again.search("数据库")) == 1
