@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from chatcli.errors import UsageError
 from chatcli.fsperm import FILE_MODE, write_private
@@ -68,12 +69,13 @@ def partial_text(turn: Turn) -> str | None:
 
 
 def to_markdown(turns: Sequence[Turn], *, conversation_id: str | None = None, model: str | None = None,
-                system_now: str | None = None) -> str:
+                system_now: str | Literal[False] | None = False) -> str:
     """The conversation as one markdown document (raw text, keys redacted).
 
     `model` names the model when no reply says which (a conversation of one unanswered message);
     `system_now` is the chat's current system prompt: printed at the end when it differs from
-    the one the last turn carried (it applies to the replies after the export).
+    the one the last turn carried (it applies to the replies after the export); False (a saved
+    conversation, read back) when there is no such thing.
     """
     first = next((t.content for t in turns if t.role == "user"), "")
     lines = [f"# {export_title(first) or 'chatcli conversation'}", ""]
@@ -100,7 +102,7 @@ def to_markdown(turns: Sequence[Turn], *, conversation_id: str | None = None, mo
         mark = partial_text(turn)
         if mark:
             lines += ["", f"> {mark}"]
-    if system_now != system and (system_now or turns):
+    if system_now is not False and system_now != system:
         lines += _system_section(system_now)
         lines += ["", "*(for the replies after this point)*"]
     return redact("\n".join(lines).rstrip() + "\n")
@@ -160,8 +162,12 @@ def demote_headings(text: str, by: int = 2) -> str:
             heading = " ".join(line.strip() for line in lines[start:end - 1])
             lines[start:end] = ["#" * level + " " + heading]
             continue
-        lines[start] = _ATX.sub(lambda m, hashes="#" * level: m.group("lead") + hashes, lines[start], count=1)
+        lines[start] = _ATX.sub(_with_hashes("#" * level), lines[start], count=1)
     return "\n".join(lines)
+
+
+def _with_hashes(hashes: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match.group("lead") + hashes
 
 
 # -- writing --------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chatcli import history, store as store_module
+from chatcli import history
+from chatcli import store as store_module
 from chatcli.session import Turn
 from chatcli.store import SCHEMA_VERSION, Store
 
