@@ -299,7 +299,7 @@ def _history(state: ReplState, args: str) -> Outcome:
 def _no_store_reason(state: ReplState) -> str:
     """Why there are no saved conversations here: --no-save, or a database that did not open."""
     if not state.settings.save:
-        return "history is not saved in this session (--no-save)"
+        return "saved conversations are not available in this session (--no-save)"
     return ("saved conversations are not available: the history database could not be opened "
             "(the warning at start-up says why)")
 
@@ -336,8 +336,7 @@ def _resume(state: ReplState, args: str) -> Outcome:
     if not ident:
         raise UsageError("usage: /resume ID (see /history)")
     if state.store is None:
-        raise UsageError(_no_store_reason(state).replace("history is not saved", "saved conversations are "
-                                                         "not available"))
+        raise UsageError(_no_store_reason(state))
     try:
         found = state.store.get(ident)  # accepts a unique prefix; raises UsageError naming the problem
     except UsageError as exc:

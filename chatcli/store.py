@@ -18,10 +18,17 @@ Why SQLite and how it is used (protocols.md §3.4, §5.8):
   way to keep a history at all (the directory cannot be created, a database written by a newer
   chatcli): the chat then goes on unsaved after printing it — see `open_for_chat`.
 * Stored text is raw (model output may hold escape sequences): sanitizing is the display's job.
-* Full-text search uses an FTS5 index kept in step with `turns` by triggers (external content, so
-  the text is stored once). User search text is quoted token by token, so `"`, `*`, `-`, `AND`,
-  `NEAR(` ... are searched for, never interpreted. Without FTS5 in the SQLite build, search
-  falls back to LIKE.
+* Search uses an FTS5 `trigram` index kept in step with `turns` by triggers (external content, so
+  the text is stored once): any substring of 3+ characters, in any script, is found through it
+  (schema 2; schema 1's word index is rebuilt by the migration). Each whitespace-separated piece
+  of the query is quoted, so `"`, `*`, `-`, `AND`, `NEAR(` ... are searched for, never
+  interpreted. Pieces shorter than 3 characters have no trigram: they filter the index's matches,
+  or, alone, are looked for by a LIKE scan of the newest `SHORT_SCAN_TURNS` turns. Without FTS5
+  in the SQLite build, every search is a LIKE scan.
+* A database this process cannot write (a 0400 file, a 0500 directory, a read-only mount) is
+  opened read-only (`mode=ro`, else `immutable=1`): listing, showing, exporting and searching
+  work, nothing is migrated (schema 1 is then searched by a scan), and writes say why they
+  cannot happen (`Store.read_only`) instead of SQLite's "attempt to write a readonly database".
 """
 
 from __future__ import annotations
