@@ -29,7 +29,7 @@ from chatcli.session import Session, Turn
 from chatcli.settings import Settings
 from chatcli.store import Store, open_for_chat
 from tests.fakes import FakeProvider
-from tests.test_store_search import make_old_database
+from tests.store_schema1 import make_old_database
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 
