@@ -408,25 +408,31 @@ def _build_app() -> "typer.Typer":
     def history_export(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")],
                        output: Annotated[Path | None, typer.Option(
                            "-o", "--output", metavar="FILE", dir_okay=False, help="Write to FILE (0600).")] = None,
-                       json_: Annotated[bool, typer.Option("--json", help="JSON instead of markdown.")] = False
+                       json_: Annotated[bool, typer.Option("--json", help="JSON instead of markdown.")] = False,
+                       force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False
                        ) -> None:
         from chatcli import history
 
         app_ = _make_app(_root(ctx))
         with app_.history_store() as store:
             written = history.export_cmd(store, conv_id, fmt="json" if json_ else "markdown",
-                                         out_file=output, stdout=app_.env.stdout)
+                                         out_file=output, stdout=app_.env.stdout, force=force)
         if written is not None:
             app_.env.warn(f"wrote {written}")
 
-    @history_app.command("delete", help="Delete conversation ID.")
+    @history_app.command("delete", help="Delete conversation ID (asks first on a terminal).")
     @_pipe_safe
-    def history_delete(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    def history_delete(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")],
+                       yes: Annotated[bool, typer.Option("-y", "--yes", help=(
+                           "Do not ask (required when stdin is not a terminal)."))] = False) -> None:
         from chatcli import history
 
         app_ = _make_app(_root(ctx))
+        env = app_.env
         with app_.history_store() as store:
-            history.delete_cmd(store, conv_id, app_.env.stderr)
+            history.delete_cmd(store, conv_id, env.stderr,
+                               confirm=None if yes else history.terminal_confirm(env.stdin, env.stdin_isatty,
+                                                                                 env.stderr))
 
     @history_app.command("search", help="Find saved conversations containing TEXT.")
     @_pipe_safe

@@ -23,7 +23,6 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from chatcli.clipboard import copy_to_clipboard
 from chatcli.errors import UsageError
 from chatcli.events import SessionEvent
-from chatcli.redact import redact
 from chatcli.render.sanitize import sanitize
 from chatcli.session import Session, Turn
 from chatcli.settings import Settings
@@ -149,23 +148,13 @@ def conversation_cost(settings: Settings, turns: Iterable[Turn]) -> tuple[float,
     return total, complete
 
 
-def to_markdown(session: Session, title: str | None = None) -> str:
-    """The conversation as a markdown document (raw text: it goes to a file, not the terminal)."""
-    lines = [f"# {title or 'chatcli conversation'}", ""]
-    lines.append(f"- model: `{model_label(session)}`")
-    lines.append(f"- exported: {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    if session.system:
-        lines += ["", "## System", "", session.system]
-    for turn in session.turns:
-        if turn.role == "user":
-            lines += ["", "## You", "", turn.content]
-        else:
-            who = f"{turn.provider}:{turn.model}" if turn.provider else "assistant"
-            lines += ["", f"## Assistant ({who})", "", turn.content]
-            if turn.partial:
-                lines += ["", f"> partial reply: {turn.finish_reason}"
-                          + (f" — {turn.finish_detail}" if turn.finish_detail else "")]
-    return "\n".join(lines).rstrip() + "\n"
+def to_markdown(session: Session) -> str:
+    """The conversation as a markdown document (raw text: it goes to a file, not the terminal),
+    made by the same exporter as `chatcli history export` (chatcli/export.py)."""
+    from chatcli.export import to_markdown as export_markdown
+
+    return export_markdown(session.turns, conversation_id=conversation_id(session), model=model_label(session),
+                           system_now=session.system)
 
 
 # -- handlers -------------------------------------------------------------------------------------
@@ -287,14 +276,16 @@ def _undo(state: ReplState, args: str) -> Outcome:
 def _history(state: ReplState, args: str) -> Outcome:
     store = state.store
     if store is None:
-        state.say("history is not saved in this session (--no-save)")
+        state.say(_no_store_reason(state))
         return None
     limit = 20
     if args.strip():
         try:
-            limit = max(1, int(args.strip()))
+            limit = int(args.strip())
         except ValueError as exc:
-            raise UsageError("usage: /history [N]") from exc
+            raise UsageError("usage: /history [N] (N: how many, at least 1)") from exc
+        if limit < 1:
+            raise UsageError("usage: /history [N] (N: how many, at least 1)")
     rows = list(store.list_conversations(limit=limit))
     if not rows:
         state.say("no saved conversations yet")
@@ -305,8 +296,19 @@ def _history(state: ReplState, args: str) -> Outcome:
     return None
 
 
+def _no_store_reason(state: ReplState) -> str:
+    """Why there are no saved conversations here: --no-save, or a database that did not open."""
+    if not state.settings.save:
+        return "saved conversations are not available in this session (--no-save)"
+    return ("saved conversations are not available: the history database could not be opened "
+            "(the warning at start-up says why)")
+
+
 def _describe(row: Any) -> str:
-    """One line for a stored conversation, whatever summary object the store returns."""
+    """One line for a stored conversation (a `chatcli.store.Conversation`): the model named
+    `provider:model`, as `chatcli history list` names it."""
+    from chatcli.export import model_spec
+
     ident = getattr(row, "id", None)
     title = getattr(row, "title", None) or ""
     when = getattr(row, "updated", None) or getattr(row, "created", None)
@@ -316,12 +318,10 @@ def _describe(row: Any) -> str:
     elif when is not None:
         stamp = str(when)
     count = getattr(row, "turns", None)
-    if count is None:
-        count = getattr(row, "turn_count", None)
-    model = getattr(row, "model", None)
+    provider, model = getattr(row, "provider", None), getattr(row, "model", None)
     parts = [str(ident), stamp]
-    if model:
-        parts.append(str(model))
+    if provider or model:
+        parts.append(model_spec(provider, model))
     if isinstance(count, int):
         parts.append(f"{count} turns")
     line = "  ".join(p for p in parts if p)
@@ -336,8 +336,12 @@ def _resume(state: ReplState, args: str) -> Outcome:
     if not ident:
         raise UsageError("usage: /resume ID (see /history)")
     if state.store is None:
-        raise UsageError("saved conversations are not available in this session (--no-save)")
-    found = state.store.get(ident)  # accepts a unique prefix; raises UsageError naming the problem
+        raise UsageError(_no_store_reason(state))
+    try:
+        found = state.store.get(ident)  # accepts a unique prefix; raises UsageError naming the problem
+    except UsageError as exc:
+        # The store's message points a shell user at `chatcli history list`; here it is /history.
+        raise UsageError(exc.message.replace("chatcli history list", "/history")) from exc
     full_id = str(found.id)
     # The model picked for this REPL stays; the resumed history is sent to it.
     turns = state.store.load_turns(full_id)
@@ -364,7 +368,12 @@ def _copy(state: ReplState, args: str) -> Outcome:
     return None
 
 
-def _export(state: ReplState, args: str) -> Outcome:
+def _export(state: ReplState, args: str, *, force: bool = False) -> Outcome:
+    """/export [FILE] writes the conversation as markdown, 0600. An existing FILE is kept: the
+    command says so and that `/export! FILE` replaces it (a prompt cannot be asked from a handler,
+    and a second, explicit command is as deliberate as a confirmation)."""
+    from chatcli.export import write_export
+
     if not state.session.turns:
         state.say("nothing to export yet")
         return None
@@ -378,14 +387,16 @@ def _export(state: ReplState, args: str) -> Outcome:
         while path.exists():  # never clobber a file the user did not name
             n += 1
             path = Path(f"{stem}-{n}.md")
-    first_user = next((t.content for t in state.session.turns if t.role == "user"), "")
-    title = " ".join(first_user.split())[:80] or None
-    try:
-        path.write_text(redact(to_markdown(state.session, title)), encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    state.say(f"exported {len(state.session.turns)} turns to {path}")
+    write_export(path, to_markdown(state.session), force=force and bool(name),
+                 hint=f"/export! {sanitize(name or str(path))} replaces it")
+    state.say(f"exported {len(state.session.turns)} turns to {sanitize(str(path))}")
     return None
+
+
+def _export_force(state: ReplState, args: str) -> Outcome:
+    if not args.strip():
+        raise UsageError("usage: /export! FILE (replaces FILE if it exists)")
+    return _export(state, args, force=True)
 
 
 def _usage(state: ReplState, args: str) -> Outcome:
@@ -423,12 +434,17 @@ COMMANDS: tuple[Command, ...] = (
     Command("history", _history, "list saved conversations", "[N]"),
     Command("resume", _resume, "continue saved conversation ID", "ID"),
     Command("copy", _copy, "copy the last reply to the clipboard (OSC 52)"),
-    Command("export", _export, "write the conversation as markdown", "[FILE]"),
+    Command("export", _export, "write the conversation as markdown (0600); /export! FILE replaces a file",
+            "[FILE]"),
     Command("usage", _usage, "tokens in/out and cost so far"),
     Command("multiline", _multiline, "toggle: Enter inserts a newline, Esc-Enter sends"),
 )
 
 _BY_NAME: dict[str, Command] = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
+# `/export!` is /export's overwriting form, named in its help line rather than listed (and completed)
+# as a command of its own.
+_BY_NAME["export!"] = Command("export!", _export_force, "write the conversation as markdown, replacing FILE",
+                              "FILE")
 
 
 def command_names() -> list[str]:

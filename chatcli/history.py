@@ -16,28 +16,19 @@ import dataclasses
 import importlib
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from chatcli import export
 from chatcli.errors import UsageError
-from chatcli.fsperm import write_private
 from chatcli.session import Turn
 from chatcli.store import Conversation, SearchHit, Store
 
 ExportFormat = Literal["markdown", "json"]
 
 #: What `show` says after a partial reply (SPEC "Finish reasons and partial replies").
-PARTIAL_LABELS: dict[str, str] = {
-    "length": "cut at the token limit",
-    "content_filter": "filtered or refused by the provider",
-    "tool_calls": "the model asked for a tool chatcli did not offer",
-    "pause_turn": "paused by the provider",
-    "interrupted": "interrupted",
-    "error": "stopped by an error",
-    "incomplete": "the reply may be truncated (no finish signal)",
-}
+PARTIAL_LABELS = export.PARTIAL_LABELS
 
 
 # -- sanitizing ---------------------------------------------------------------------------------
@@ -84,14 +75,8 @@ def _one_line(text: str, width: int | None = None) -> str:
     return line
 
 
-def _when(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
-
-
-def _model(provider: str | None, model: str | None) -> str:
-    if provider and model:
-        return f"{provider}:{model}"
-    return model or provider or "-"
+_when = export.when
+_model = export.model_spec  # `provider:model`, as `/history` and exports show it
 
 
 # -- resolving ----------------------------------------------------------------------------------
@@ -144,10 +129,14 @@ def search_cmd(store: Store, text: str, out: TextIO, *, limit: int = 20) -> int:
     hits = store.search(text, limit=limit)
     if not hits:
         print(f"no saved turn matches {_one_line(text)!r}", file=out)
-        return 0
     for hit in hits:
         print(f"{hit.conversation_id}  {_when(hit.created)}  {hit.role:<9}  {_one_line(hit.title, 50)}", file=out)
         print(f"    {_snippet(hit)}", file=out)
+    if len(hits) < limit and store.short_scan_bounded(text):
+        from chatcli import store as store_module  # read at call time: the bound is the store's
+
+        print(f"(a search with no word of 3 or more characters looks at the newest "
+              f"{store_module.SHORT_SCAN_TURNS:,} turns only)", file=out)
     return len(hits)
 
 
@@ -207,13 +196,14 @@ def partial_mark(turn: Turn, *, raw: bool = False) -> str | None:
 
     For a terminal the detail is sanitized and cut to 200 characters; `raw` (exports to files and
     pipes) keeps the stored text whole, with only its whitespace folded onto one line."""
+    if raw:
+        return export.partial_text(turn)
     if not turn.partial:
         return None
     reason = turn.finish_reason or "incomplete"
     text = f"⚠ partial reply ({reason}): {PARTIAL_LABELS.get(reason, reason)}"
     if turn.finish_detail:
-        detail = " ".join(turn.finish_detail.split()) if raw else _one_line(turn.finish_detail, 200)
-        text += f" — {detail}"
+        text += f" — {_one_line(turn.finish_detail, 200)}"
     return text
 
 
@@ -221,9 +211,10 @@ def partial_mark(turn: Turn, *, raw: bool = False) -> str | None:
 
 
 def export_cmd(store: Store, conv_id: str, *, fmt: ExportFormat = "markdown", out_file: Path | None = None,
-               stdout: TextIO | None = None) -> Path | None:
-    """Write a conversation as markdown or JSON to `out_file` (0600, atomic) or to stdout.
+               stdout: TextIO | None = None, force: bool = False) -> Path | None:
+    """Write a conversation as markdown or JSON to `out_file` (0600) or to stdout.
 
+    An existing `out_file` is replaced (atomically) only with `force`; otherwise a UsageError.
     Returns the file written, or None for stdout. Stdout that is a terminal gets sanitized text;
     files and pipes get the raw text.
     """
@@ -233,10 +224,7 @@ def export_cmd(store: Store, conv_id: str, *, fmt: ExportFormat = "markdown", ou
     turns = store.load_turns(conversation.id)
     document = to_json(conversation, turns) if fmt == "json" else to_markdown(conversation, turns)
     if out_file is not None and str(out_file) != "-":
-        try:
-            write_private(Path(out_file).expanduser(), document)
-        except OSError as exc:
-            raise UsageError(f"cannot write {out_file}: {exc.strerror or exc}") from exc
+        export.write_export(Path(out_file), document, force=force, hint="pass --force to overwrite it")
         return Path(out_file)
     stream = stdout if stdout is not None else sys.stdout
     isatty = getattr(stream, "isatty", None)
@@ -248,26 +236,9 @@ def export_cmd(store: Store, conv_id: str, *, fmt: ExportFormat = "markdown", ou
 
 
 def to_markdown(conversation: Conversation, turns: Sequence[Turn]) -> str:
-    """The conversation as a markdown document (raw text)."""
-    lines = [f"# {' '.join(conversation.title.split()) or 'chatcli conversation'}", ""]
-    lines.append(f"- conversation: `{conversation.id}`")
-    lines.append(f"- started: {_when(conversation.created)}")
-    lines.append(f"- last used: {_when(conversation.updated)}")
-    lines.append(f"- model: `{_model(conversation.provider, conversation.model)}`")
-    system: str | None = None
-    for turn in turns:
-        if turn.system and turn.system != system:
-            lines += ["", "## System", "", turn.system]
-        system = turn.system
-        if turn.role == "user":
-            lines += ["", "## You", "", turn.content]
-            continue
-        lines += ["", f"## Assistant ({_model(turn.provider, turn.model)})", "", turn.content]
-        mark = partial_mark(turn, raw=True)
-        if mark:
-            lines += ["", f"> {mark}"]
-    return "\n".join(lines) + "\n"
-
+    """The conversation as a markdown document (raw text): the one exporter `/export` uses too."""
+    return export.to_markdown(turns, conversation_id=conversation.id,
+                              model=_model(conversation.provider, conversation.model))
 
 
 def to_json(conversation: Conversation, turns: Sequence[Turn]) -> str:
@@ -284,9 +255,36 @@ def to_json(conversation: Conversation, turns: Sequence[Turn]) -> str:
 # -- delete -------------------------------------------------------------------------------------
 
 
-def delete_cmd(store: Store, conv_id: str, err: TextIO) -> Conversation:
-    """Delete a conversation (id or unique prefix) and say so on `err`."""
+def terminal_confirm(stdin: TextIO | None, stdin_isatty: bool, err: TextIO) -> Callable[[str], bool]:
+    """`history delete`'s question: asked on stderr, answered on stdin when stdin is a terminal.
+
+    With no terminal there is nobody to ask, and a script that forgot `--yes` must not destroy
+    data: the answer is then a UsageError saying to pass `--yes` (as `apt-get` without `-y`).
+    """
+    def confirm(question: str) -> bool:
+        if stdin is None or not stdin_isatty:
+            raise UsageError("not deleting without confirmation: stdin is not a terminal (pass --yes)")
+        err.write(question)
+        err.flush()
+        answer = stdin.readline()
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def delete_cmd(store: Store, conv_id: str, err: TextIO, *,
+               confirm: Callable[[str], bool] | None = None) -> Conversation | None:
+    """Delete a conversation (id or unique prefix) and say so on `err`.
+
+    `confirm`, when given, is asked first with a one-line question naming the conversation; a
+    no deletes nothing (said on `err`) and returns None."""
     conversation = store.get(conv_id)
+    if confirm is not None:
+        question = (f"delete conversation {conversation.id} ({conversation.turns} turns): "
+                    f"{_one_line(conversation.title, 60)}? [y/N] ")
+        if not confirm(question):
+            print("nothing deleted", file=err)
+            return None
     store.delete(conversation.id)
     print(f"deleted conversation {conversation.id} ({conversation.turns} turns): "
           f"{_one_line(conversation.title, 60)}", file=err)

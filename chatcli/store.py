@@ -18,10 +18,17 @@ Why SQLite and how it is used (protocols.md §3.4, §5.8):
   way to keep a history at all (the directory cannot be created, a database written by a newer
   chatcli): the chat then goes on unsaved after printing it — see `open_for_chat`.
 * Stored text is raw (model output may hold escape sequences): sanitizing is the display's job.
-* Full-text search uses an FTS5 index kept in step with `turns` by triggers (external content, so
-  the text is stored once). User search text is quoted token by token, so `"`, `*`, `-`, `AND`,
-  `NEAR(` ... are searched for, never interpreted. Without FTS5 in the SQLite build, search
-  falls back to LIKE.
+* Search uses an FTS5 `trigram` index kept in step with `turns` by triggers (external content, so
+  the text is stored once): any substring of 3+ characters, in any script, is found through it
+  (schema 2; schema 1's word index is rebuilt by the migration). Each whitespace-separated piece
+  of the query is quoted, so `"`, `*`, `-`, `AND`, `NEAR(` ... are searched for, never
+  interpreted. Pieces shorter than 3 characters have no trigram: they filter the index's matches,
+  or, alone, are looked for by a LIKE scan of the newest `SHORT_SCAN_TURNS` turns. Without FTS5
+  in the SQLite build, every search is a LIKE scan.
+* A database this process cannot write (a 0400 file, a 0500 directory, a read-only mount) is
+  opened read-only (`mode=ro`, else `immutable=1`): listing, showing, exporting and searching
+  work, nothing is migrated (schema 1 is then searched by a scan), and writes say why they
+  cannot happen (`Store.read_only`) instead of SQLite's "attempt to write a readonly database".
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ from chatcli.session import Turn
 DB_NAME = "history.db"
 BUSY_TIMEOUT_MS = 5000
 TITLE_LENGTH = 80
+#: How many of the newest turns a query with no piece of 3+ characters scans (it has no trigram
+#: to look up). 50,000 turns of chat text scan in well under the 300 ms search target.
+SHORT_SCAN_TURNS = 50_000
 #: Marks a search match in `SearchHit.parts`' source text; private-use characters nobody types.
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 
@@ -97,45 +107,47 @@ class SearchHit:
 
 # Each entry upgrades the schema by one version (PRAGMA user_version = its index + 1). Never edit
 # a released entry: append a new one.
-_MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE conversations (
-            id        TEXT PRIMARY KEY,
-            title     TEXT NOT NULL DEFAULT '',
-            created   REAL NOT NULL,
-            updated   REAL NOT NULL,
-            model     TEXT,
-            provider  TEXT
-        )""",
-        "CREATE INDEX conversations_updated ON conversations (updated DESC)",
-        """CREATE TABLE turns (
-            id              INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a Turn in memory
-                                                                -- keeps its id while rows are deleted
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            seq             INTEGER NOT NULL,
-            role            TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-            content         TEXT NOT NULL,
-            reasoning       TEXT NOT NULL DEFAULT '',
-            finish_reason   TEXT,
-            finish_raw      TEXT,
-            finish_detail   TEXT,
-            provider        TEXT,
-            model           TEXT,
-            system          TEXT,
-            input_tokens    INTEGER,
-            output_tokens   INTEGER,
-            ttft            REAL,
-            duration        REAL,
-            created         REAL NOT NULL,
-            UNIQUE (conversation_id, seq)
-        )""",
-    ),
-]
+_TABLES = (
+    """CREATE TABLE conversations (
+        id        TEXT PRIMARY KEY,
+        title     TEXT NOT NULL DEFAULT '',
+        created   REAL NOT NULL,
+        updated   REAL NOT NULL,
+        model     TEXT,
+        provider  TEXT
+    )""",
+    "CREATE INDEX conversations_updated ON conversations (updated DESC)",
+    """CREATE TABLE turns (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a Turn in memory
+                                                            -- keeps its id while rows are deleted
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq             INTEGER NOT NULL,
+        role            TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content         TEXT NOT NULL,
+        reasoning       TEXT NOT NULL DEFAULT '',
+        finish_reason   TEXT,
+        finish_raw      TEXT,
+        finish_detail   TEXT,
+        provider        TEXT,
+        model           TEXT,
+        system          TEXT,
+        input_tokens    INTEGER,
+        output_tokens   INTEGER,
+        ttft            REAL,
+        duration        REAL,
+        created         REAL NOT NULL,
+        UNIQUE (conversation_id, seq)
+    )""",
+)
 
-# Created at migration time when the SQLite build has FTS5 (checked, not assumed).
+# The search index (created when the SQLite build has FTS5: checked, not assumed). The trigram
+# tokenizer indexes every 3-character window, so any substring of 3 or more characters is found
+# in any script: CJK has no spaces between words, emoji and symbols are not "word" characters
+# for unicode61, and "sql" must find "sqlite". Case is folded; accents are not (the tokenizer's
+# remove_diacritics needs SQLite 3.45).
 _FTS = (
     "CREATE VIRTUAL TABLE turns_fts USING fts5("
-    "content, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "content, content='turns', content_rowid='id', tokenize='trigram')",
     """CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
         INSERT INTO turns_fts (rowid, content) VALUES (new.id, new.content);
     END""",
@@ -147,6 +159,29 @@ _FTS = (
         INSERT INTO turns_fts (rowid, content) VALUES (new.id, new.content);
     END""",
 )
+
+
+def _v1_tables(conn: sqlite3.Connection) -> None:
+    for statement in _TABLES:
+        conn.execute(statement)
+
+
+def _v2_trigram_index(conn: sqlite3.Connection) -> None:
+    """Schema 2: the search index becomes trigram. Version 1 indexed unicode61 words (no CJK inside
+    a sentence, no emoji, no fragments); its index and triggers are dropped and the new index is
+    rebuilt from `turns` (one pass over the text, inside the migration's transaction)."""
+    for trigger in ("turns_ai", "turns_ad", "turns_au"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    conn.execute("DROP TABLE IF EXISTS turns_fts")
+    if not _fts5_available(conn):
+        return
+    for statement in _FTS:
+        conn.execute(statement)
+    conn.execute("INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')")
+
+
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tables, _v2_trigram_index]
+_SLOW_REINDEX_TURNS = 20_000  # about 3 s of reindexing: worth a line on stderr first
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -169,20 +204,46 @@ class _Corrupt(Exception):
     """The file is not a database we can use; `Store.open` moves it aside."""
 
 
+class _ReadOnly(Exception):
+    """SQLite refused to write the file; `Store.open` opens it for reading instead."""
+
+
+def _why_unwritable(path: Path) -> str | None:
+    """Why this process could not write an existing database (None when it can, or there is none).
+
+    SQLite writes the file, and creates `-wal`/`-shm` beside it (unless both already exist, writable).
+    `os.access` asks the kernel with the real uid: permission bits, read-only mounts, and root.
+    """
+    if not path.is_file():
+        return None
+    if not os.access(path, os.R_OK):
+        return None  # not readable either: the normal open reports the real error
+    if not os.access(path, os.W_OK):
+        return f"{path.name} is not writable"
+    sidecars = [_sidecar(path, "-wal"), _sidecar(path, "-shm")]
+    if not os.access(path.parent, os.W_OK | os.X_OK) and not all(os.access(p, os.W_OK) for p in sidecars):
+        return f"its directory {path.parent} is not writable"
+    return None
+
+
 # -- the store ----------------------------------------------------------------------------------
 
 
 class Store:
     """One connection to `history.db`. Safe to share between threads (calls are serialized)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, warn: Warn) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, warn: Warn, *, read_only: str | None = None) -> None:
         self._conn = conn
         self.path = path
         self._warn = warn
         self._lock = threading.RLock()
-        self._disabled: str | None = None  # why saving stopped, once it has
-        self._has_fts = bool(conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'turns_fts'").fetchone())
+        #: Why the file was opened read-only (None when it is writable): reading works, saving does not.
+        self.read_only = read_only
+        self._disabled: str | None = read_only  # why saving stopped, once it has
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'turns_fts'").fetchone()
+        self._has_fts = row is not None
+        #: The index finds substrings (schema 2); a read-only schema-1 file has a word index instead.
+        self._trigram = row is not None and "trigram" in str(row[0])
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -197,6 +258,11 @@ class Store:
         """
         data_dir = Path(data_dir)
         path = data_dir / DB_NAME
+        unwritable = _why_unwritable(path)
+        if unwritable is not None:
+            for name in (path, _sidecar(path, "-wal"), _sidecar(path, "-shm")):
+                check_private(name, warn=warn)
+            return cls._open_read_only(path, warn, unwritable)
         try:
             ensure_private_dir(data_dir, warn=warn)
             create_private_file(path)  # before SQLite, so it never exists with umask permissions
@@ -206,6 +272,8 @@ class Store:
             check_private(name, warn=warn)
         try:
             return cls._open_file(path, warn, connect)
+        except _ReadOnly as exc:  # e.g. a read-only mount os.access did not see through
+            return cls._open_read_only(path, warn, str(exc))
         except _Corrupt as exc:
             try:
                 backup = _move_aside(path)
@@ -227,7 +295,7 @@ class Store:
                 conn = (connect or _connect)(str(path))
                 try:
                     _configure(conn)
-                    _migrate(conn, path)
+                    _migrate(conn, path, warn)
                 except BaseException:
                     conn.close()
                     raise
@@ -238,10 +306,48 @@ class Store:
             # reason to move the file) and a few corruption symptoms; tell them apart by code.
             if _is_corruption(exc):
                 raise _Corrupt(str(exc)) from exc
+            if _error_code(exc) == _SQLITE_READONLY:
+                raise _ReadOnly(str(exc)) from exc
             raise StoreError(f"cannot open the history database {path}: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"cannot open the history database {path}: {_os_reason(exc)}") from exc
         return cls(conn, path, warn)
+
+    @classmethod
+    def _open_read_only(cls, path: Path, warn: Warn, reason: str) -> Store:
+        """Open a database this process cannot write, for reading: `mode=ro` first (sees a live
+        writer's -wal, but needs the -shm to exist or be creatable), then `immutable=1` (no -shm
+        needed; it ignores a -wal, so turns still in one are not seen: said in a warning).
+        No migration runs; a schema-1 file is searched by a scan instead of the trigram index."""
+        uri = path.absolute().as_uri()
+        failure: sqlite3.Error | None = None
+        for extra in ("", "&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{uri}?mode=ro{extra}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:
+                failure = exc
+                continue
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA query_only = ON")
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as exc:
+                conn.close()
+                failure = exc
+                continue
+            if version > SCHEMA_VERSION or version == 0:
+                conn.close()
+                why = (f"was written by a newer chatcli (schema {version}, this one knows {SCHEMA_VERSION})"
+                       if version else "holds no history yet")
+                raise StoreError(f"the history database {path} is read-only ({reason}) and {why}")
+            wal = _sidecar(path, "-wal")
+            if extra and wal.exists() and wal.stat().st_size > 0:
+                warn(f"the history database {path} is read-only ({reason}); the turns still in {wal} "
+                     "cannot be read without write access")
+            return cls(conn, path, warn, read_only=reason)
+        raise StoreError(f"cannot read the history database {path} ({reason}): {failure}")
 
     def close(self) -> None:
         with self._lock:
@@ -377,6 +483,9 @@ class Store:
 
     def delete(self, conv_id: str) -> bool:
         """Delete a conversation (exact id) and its turns. True if it existed. Raises StoreError."""
+        if self.read_only is not None:
+            raise StoreError(f"cannot delete from the history database {self.path}: it is opened read-only "
+                             f"({self.read_only})")
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -392,35 +501,58 @@ class Store:
         return cur.rowcount > 0
 
     def search(self, text: str, limit: int = 20) -> list[SearchHit]:
-        """Turns containing every word of `text`, newest first, each with a snippet around the match.
+        """Turns containing every whitespace-separated piece of `text` as a substring, newest first,
+        each with a snippet around the match. Case is folded (for ASCII only in pieces shorter
+        than 3 characters).
 
         `text` is taken literally: FTS operators and punctuation in it are not interpreted.
         Newest first rather than bm25 relevance: in a chat history the recent mention is usually
         the one wanted (as with Ctrl-R), and FTS5 walks its index backwards by rowid and stops at
         `limit`, so a common word costs the same as a rare one (bm25 must score every match).
+
+        Pieces of 3+ characters go through the trigram index; shorter ones (`漢`, `☕`, `->`) have
+        no trigram, so they filter the index's matches, or, when the query has nothing longer,
+        are looked for by a plain scan of the newest `SHORT_SCAN_TURNS` turns (`short_scan_bounded`
+        says whether older turns were left out).
         """
-        words = _fts_words(text)
-        if not text.strip():
+        pieces = list(dict.fromkeys(text.split()))
+        if not pieces:
             return []
+        long = [p for p in pieces if len(p) >= 3]
+        short = [p for p in pieces if len(p) < 3]
         with self._reading() as conn:
-            if self._has_fts and words:
-                query = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+            if self._trigram and long:
+                query = " ".join('"' + p.replace('"', '""') + '"' for p in long)
                 rows = conn.execute(
                     "SELECT t.conversation_id, c.title, t.id, t.role, t.created, "
-                    f"snippet(turns_fts, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16) "
+                    f"snippet(turns_fts, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 64) "
                     "FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
                     "JOIN conversations c ON c.id = t.conversation_id "
-                    "WHERE turns_fts MATCH ? ORDER BY turns_fts.rowid DESC LIMIT ?", (query, limit)).fetchall()
+                    "WHERE turns_fts MATCH ?" + " AND t.content LIKE ? ESCAPE '\\'" * len(short) +
+                    " ORDER BY turns_fts.rowid DESC LIMIT ?",
+                    (query, *(_like(p) for p in short), limit)).fetchall()
                 return [_hit(row) for row in rows]
-            # No FTS5, or nothing the tokenizer would index (e.g. "**" or "->"): a plain substring scan.
-            needle = text.strip()
-            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            # No trigram index (no FTS5, or a read-only database still on schema 1), or only short
+            # pieces: a substring scan, newest first; bounded when the index could not help.
+            floor = -1
+            if not long or self._trigram:
+                top = conn.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
+                floor = int(top) - SHORT_SCAN_TURNS
             rows = conn.execute(
                 "SELECT t.conversation_id, c.title, t.id, t.role, t.created, t.content "
-                "FROM turns t JOIN conversations c ON c.id = t.conversation_id "
-                "WHERE t.content LIKE ? ESCAPE '\\' ORDER BY t.id DESC LIMIT ?",
-                (f"%{escaped}%", limit)).fetchall()
-        return [_hit((*row[:5], _like_snippet(row[5], needle))) for row in rows]
+                "FROM turns t JOIN conversations c ON c.id = t.conversation_id WHERE t.id > ?"
+                + " AND t.content LIKE ? ESCAPE '\\'" * len(pieces) + " ORDER BY t.id DESC LIMIT ?",
+                (floor, *(_like(p) for p in pieces), limit)).fetchall()
+        return [_hit((*row[:5], _like_snippet(row[5], pieces))) for row in rows]
+
+    def short_scan_bounded(self, text: str) -> bool:
+        """Whether `search(text)` scanned only the newest `SHORT_SCAN_TURNS` turns (a query with no
+        piece of 3+ characters, in a history with more turns than that)."""
+        if any(len(p) >= 3 for p in text.split()):
+            return False
+        with self._reading() as conn:
+            top = conn.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
+        return int(top) > SHORT_SCAN_TURNS
 
 
 class StoreRecorder:
@@ -500,7 +632,7 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path, warn: Warn) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise StoreError(f"the history database {path} was written by a newer chatcli (schema {version}, "
@@ -513,12 +645,12 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     try:
         # Re-read under the write lock: another process may have migrated meanwhile.
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == 1:  # the reindex reads every turn: ~30 s for 200,000 (benchmarks/store_bench.py)
+            turns = int(conn.execute("SELECT count(*) FROM turns").fetchone()[0])
+            if turns >= _SLOW_REINDEX_TURNS:
+                warn(f"rebuilding the search index of {path} ({turns:,} turns; once, this can take a while)")
         for index in range(version, SCHEMA_VERSION):
-            for statement in _MIGRATIONS[index]:
-                conn.execute(statement)
-            if index == 0 and _fts5_available(conn):
-                for statement in _FTS:
-                    conn.execute(statement)
+            _MIGRATIONS[index](conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -531,6 +663,14 @@ _CORRUPTION_CODES = {
     getattr(sqlite3, "SQLITE_CORRUPT", 11),
     getattr(sqlite3, "SQLITE_NOTADB", 26),
 }
+
+
+_SQLITE_READONLY = getattr(sqlite3, "SQLITE_READONLY", 8)
+
+
+def _error_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
@@ -659,24 +799,22 @@ def _split_snippet(snippet: str) -> tuple[tuple[str, bool], ...]:
     return tuple(parts)
 
 
-# A word for the unicode61 tokenizer: letters, digits, and everything outside ASCII that is not
-# punctuation/space (close enough: the quoted phrase is tokenized by SQLite itself anyway).
-_WORD = re.compile(r"[^\W_]|[^\x00-\x7f]", re.UNICODE)
+def _like(piece: str) -> str:
+    """A LIKE pattern finding `piece` literally anywhere."""
+    return "%" + piece.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _fts_words(text: str) -> list[str]:
-    """The whitespace-separated pieces of `text` that the tokenizer would index something of."""
-    return [piece for piece in text.split() if _WORD.search(piece)]
-
-
-def _like_snippet(content: str, needle: str, width: int = 60) -> str:
-    at = content.lower().find(needle.lower())
-    if at < 0:
+def _like_snippet(content: str, pieces: Sequence[str], width: int = 60) -> str:
+    """A snippet around the first piece found (the scan's stand-in for FTS5's snippet())."""
+    lowered = content.lower()
+    found = [(at, len(p)) for p in pieces if (at := lowered.find(p.lower())) >= 0]
+    if not found:
         return content[:width]
+    at, size = min(found)
     start = max(0, at - width // 2)
-    end = min(len(content), at + len(needle) + width // 2)
-    return ("…" if start else "") + content[start:at] + _MARK_OPEN + content[at:at + len(needle)] + \
-        _MARK_CLOSE + content[at + len(needle):end] + ("…" if end < len(content) else "")
+    end = min(len(content), at + size + width // 2)
+    return ("…" if start else "") + content[start:at] + _MARK_OPEN + content[at:at + size] + \
+        _MARK_CLOSE + content[at + size:end] + ("…" if end < len(content) else "")
 
 
 def open_for_chat(data_dir: Path, *, warn: Warn = stderr_warn) -> Store | None:
@@ -685,7 +823,11 @@ def open_for_chat(data_dir: Path, *, warn: Warn = stderr_warn) -> Store | None:
     Start-up never fails because of the history: the chat then runs as with `--no-save`.
     """
     try:
-        return Store.open(data_dir, warn=warn)
+        store = Store.open(data_dir, warn=warn)
     except StoreError as exc:
         warn(f"{exc.message}; this conversation will not be saved")
         return None
+    if store.read_only is not None:
+        warn(f"the history database {store.path} is read-only ({store.read_only}); saved conversations "
+             "can be read, but this conversation will not be saved")
+    return store

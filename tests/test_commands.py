@@ -246,7 +246,8 @@ def test_export_writes_markdown(tmp_path: Path) -> None:
     assert "## System\n\nbe brief" in text
     assert "## You\n\nand 3+3?" in text
     assert "## Assistant (fake:m1)\n\nSix is" in text
-    assert "partial reply: length" in text
+    # One exporter for /export and `history export` (chatcli/export.py): history's partial mark.
+    assert "partial reply (length)" in text
     assert str(target) in out(state)
 
 
@@ -314,3 +315,46 @@ def test_history_lists_and_resume_loads(tmp_path: Path) -> None:
 def test_to_markdown_without_title() -> None:
     session = Session(FakeProvider(), model="m")
     assert to_markdown(session).startswith("# chatcli conversation")
+
+
+def test_history_names_the_model_as_history_list_does(tmp_path: Path) -> None:
+    import chatcli.history
+    from chatcli.store import Store
+
+    with Store.open(tmp_path / "data") as store:
+        rec = store.recorder()
+        rec.record(Turn("user", "q", provider="openai", model="gpt-4o-mini"))
+        rec.record(Turn("assistant", "a", provider="openai", model="gpt-4o-mini", finish_reason="stop"))
+        state = make_state(store=store)
+        dispatch(state, "/history")
+        listed = io.StringIO()
+        chatcli.history.list_cmd(store, listed)
+    assert "openai:gpt-4o-mini" in out(state) and "openai:gpt-4o-mini" in listed.getvalue()
+
+
+def test_history_needs_a_positive_count_and_resume_points_to_history(tmp_path: Path) -> None:
+    from chatcli.store import Store
+
+    with Store.open(tmp_path / "data") as store:
+        for text in ("one", "two"):
+            store.recorder().record(Turn("user", text))
+        state = make_state(store=store)
+        for bad in ("/history 0", "/history -3"):
+            with pytest.raises(UsageError, match="at least 1"):
+                dispatch(state, bad)
+        assert out(state) == ""  # nothing listed
+        with pytest.raises(UsageError) as raised:
+            dispatch(state, "/resume zzz")
+        assert "/history" in raised.value.message and "chatcli history list" not in raised.value.message
+
+
+def test_without_a_store_the_reason_is_not_blamed_on_no_save() -> None:
+    state = make_state(settings=Settings(save=True))  # saving was on, the database did not open
+    dispatch(state, "/history")
+    assert "--no-save" not in out(state) and "could not be opened" in out(state)
+    with pytest.raises(UsageError) as raised:
+        dispatch(state, "/resume abc")
+    assert "--no-save" not in raised.value.message and "could not be opened" in raised.value.message
+    state = make_state(settings=Settings(save=False))
+    dispatch(state, "/history")
+    assert "--no-save" in out(state)

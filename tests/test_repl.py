@@ -773,7 +773,7 @@ def test_a_piped_first_message_is_recorded_too(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("keys", ["/history", "/resume abc"])
 def test_history_commands_without_a_store(keys: str) -> None:
-    h = Harness()
+    h = Harness(settings=Settings(save=False))  # no store because of --no-save (see test_commands for a failed open)
     run = h.run(keys + ENTER + CTRL_D)
     assert "--no-save" in run.err
 
