@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from chatcli.errors import StoreError, UsageError
-from chatcli.events import FINISH_REASONS, FinishReason
+from chatcli.events import FINISH_REASONS, FinishReason, Part
 from chatcli.fsperm import Warn, check_private, create_private_file, ensure_private_dir, private_umask, stderr_warn
 from chatcli.session import Turn
 
@@ -180,14 +180,68 @@ def _v2_trigram_index(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')")
 
 
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tables, _v2_trigram_index]
+_V3_TURNS = """CREATE TABLE turns_v3 (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq             INTEGER NOT NULL,
+        role            TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),
+        content         TEXT NOT NULL,
+        reasoning       TEXT NOT NULL DEFAULT '',
+        finish_reason   TEXT,
+        finish_raw      TEXT,
+        finish_detail   TEXT,
+        provider        TEXT,
+        model           TEXT,
+        system          TEXT,
+        input_tokens    INTEGER,
+        output_tokens   INTEGER,
+        ttft            REAL,
+        duration        REAL,
+        created         REAL NOT NULL,
+        parts           TEXT,  -- JSON (chatcli/partcodec.py): tool calls, tool results, attachments
+        UNIQUE (conversation_id, seq)
+    )"""
+_V1_COLUMNS = ("id, conversation_id, seq, role, content, reasoning, finish_reason, finish_raw, finish_detail, "
+               "provider, model, system, input_tokens, output_tokens, ttft, duration, created")
+
+
+def _v3_parts(conn: sqlite3.Connection) -> None:
+    """Schema 3: messages made of parts. A "tool" role (tool results), a `parts` column, and the
+    attachments' bytes once per content hash (`blobs`, referenced by `turn_blobs`, whose rows go
+    with their turn). SQLite cannot change a CHECK constraint in place, so `turns` is rebuilt:
+    same ids (the search index keys on them, and stays valid), same AUTOINCREMENT high-water mark."""
+    top = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'turns'").fetchone()
+    conn.execute(_V3_TURNS)
+    conn.execute(f"INSERT INTO turns_v3 ({_V1_COLUMNS}) SELECT {_V1_COLUMNS} FROM turns")
+    conn.execute("DROP TABLE turns")  # its triggers go with it
+    conn.execute("ALTER TABLE turns_v3 RENAME TO turns")
+    if top is not None:
+        conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'turns'", (top[0],))
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'turns_fts'").fetchone() is not None:
+        for statement in _FTS[1:]:  # the triggers; the index itself is unchanged
+            conn.execute(statement)
+    conn.execute("""CREATE TABLE blobs (
+        hash        TEXT PRIMARY KEY,  -- sha256 of data
+        media_type  TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        data        BLOB NOT NULL
+    )""")
+    conn.execute("""CREATE TABLE turn_blobs (
+        turn_id INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+        hash    TEXT NOT NULL REFERENCES blobs (hash),
+        PRIMARY KEY (turn_id, hash)
+    )""")
+    conn.execute("CREATE INDEX turn_blobs_hash ON turn_blobs (hash)")
+
+
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tables, _v2_trigram_index, _v3_parts]
 _SLOW_REINDEX_TURNS = 20_000  # about 3 s of reindexing: worth a line on stderr first
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _TURN_COLUMNS = (
     "role", "content", "reasoning", "finish_reason", "finish_raw", "finish_detail", "provider", "model",
-    "system", "input_tokens", "output_tokens", "ttft", "duration", "created",
+    "system", "input_tokens", "output_tokens", "ttft", "duration", "created", "parts",
 )
 
 
@@ -479,7 +533,7 @@ class Store:
             rows = conn.execute(
                 f"SELECT id, {', '.join(_TURN_COLUMNS)} FROM turns WHERE conversation_id = ? ORDER BY seq",
                 (conv_id,)).fetchall()
-        return [_turn(row) for row in rows]
+            return [_turn(row, conn) for row in rows]
 
     def delete(self, conv_id: str) -> bool:
         """Delete a conversation (exact id) and its turns. True if it existed. Raises StoreError."""
@@ -491,6 +545,7 @@ class Store:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     cur = self._conn.execute("DELETE FROM conversations WHERE id = ?", (conv_id,))
+                    _drop_unused_blobs(self._conn)
                     self._conn.execute("COMMIT")
                 except BaseException:
                     with contextlib.suppress(sqlite3.Error):
@@ -578,17 +633,20 @@ class StoreRecorder:
                 # Deleted (`history delete` in another terminal) while this session had it open:
                 # bring it back under the same id rather than losing the rest of the chat.
                 _new_conversation(conn, turn, now, self._conv_id)
-            values = _turn_values(turn)
+            parts, blobs = encode_parts(turn.parts)
+            values = _turn_values(turn, parts)
             conv = self._conv_id
             if turn.id is not None:
                 cur = conn.execute(
                     f"UPDATE turns SET {', '.join(c + ' = ?' for c in _TURN_COLUMNS)} "
                     "WHERE id = ? AND conversation_id = ?", (*values, turn.id, conv))
                 if cur.rowcount:
+                    _store_blobs(conn, turn.id, blobs)
                     _touch(conn, conv, turn, now)
                     return
                 # The row is gone (deleted by `history delete` in another process): insert it again.
             turn.id = _insert_turn(conn, conv, turn, values)
+            _store_blobs(conn, turn.id, blobs)
             _touch(conn, conv, turn, now)
 
         conv_before, created_before, id_before = self._conv_id, self._created, turn.id
@@ -603,6 +661,7 @@ class StoreRecorder:
 
         def action(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM turns WHERE id = ?", (turn_id,))
+            _drop_unused_blobs(conn)
 
         if self._store._write(action):
             turn.id = None
@@ -741,6 +800,14 @@ def _new_conversation(conn: sqlite3.Connection, turn: Turn, now: float, wanted: 
     raise sqlite3.IntegrityError("could not find a free conversation id")
 
 
+def encode_parts(parts: Sequence[Part]) -> tuple[str | None, dict[str, tuple[str, bytes]]]:
+    if not parts:
+        return None, {}  # most turns: no import, no JSON
+    from chatcli import partcodec
+
+    return partcodec.encode(parts)
+
+
 def _insert_turn(conn: sqlite3.Connection, conv_id: str | None, turn: Turn,
                  values: tuple[Any, ...] | None = None) -> int | None:
     """Append `turn` to the conversation; its row id. (One SQL text: the statement cache keys on it.)"""
@@ -760,25 +827,49 @@ def _touch(conn: sqlite3.Connection, conv_id: str | None, turn: Turn, now: float
         (now, _text(turn.model), _text(turn.provider), title, title, conv_id))
 
 
-def _turn_values(turn: Turn) -> tuple[Any, ...]:
+def _turn_values(turn: Turn, parts: str | None = None) -> tuple[Any, ...]:
     values = (
         turn.role, turn.content, turn.reasoning or "", turn.finish_reason, turn.finish_raw, turn.finish_detail,
         turn.provider, turn.model, turn.system, turn.input_tokens, turn.output_tokens, turn.ttft,
-        turn.duration, turn.created,
+        turn.duration, turn.created, parts,
     )
     return tuple(_text(v) if isinstance(v, str) else v for v in values)
 
 
-def _turn(row: Sequence[Any]) -> Turn:
+def _store_blobs(conn: sqlite3.Connection, turn_id: int | None, blobs: dict[str, tuple[str, bytes]]) -> None:
+    """Each attachment once by hash, and the turn's references to it (same transaction as the turn)."""
+    for key, (media_type, data) in blobs.items():
+        conn.execute("INSERT OR IGNORE INTO blobs (hash, media_type, size, data) VALUES (?, ?, ?, ?)",
+                     (key, media_type, len(data), data))
+        conn.execute("INSERT OR IGNORE INTO turn_blobs (turn_id, hash) VALUES (?, ?)", (turn_id, key))
+
+
+def _drop_unused_blobs(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM blobs WHERE hash NOT IN (SELECT hash FROM turn_blobs)")
+
+
+def _turn(row: Sequence[Any], conn: sqlite3.Connection | None = None) -> Turn:
     (turn_id, role, content, reasoning, finish_reason, finish_raw, finish_detail, provider, model, system,
-     input_tokens, output_tokens, ttft, duration, created) = row
+     input_tokens, output_tokens, ttft, duration, created, parts) = row
     reason = finish_reason if finish_reason in FINISH_REASONS else (None if finish_reason is None else "error")
     return Turn(
         role=role, content=content, created=created, provider=provider, model=model, system=system,
         finish_reason=cast("FinishReason | None", reason), finish_raw=finish_raw, finish_detail=finish_detail,
         reasoning=reasoning or "", input_tokens=input_tokens, output_tokens=output_tokens, ttft=ttft,
-        duration=duration, id=turn_id,
+        duration=duration, id=turn_id, parts=_parts(parts, conn),
     )
+
+
+def _parts(text: str | None, conn: sqlite3.Connection | None) -> tuple[Part, ...]:
+    if not text:
+        return ()
+    from chatcli import partcodec
+
+    def blob(key: str) -> bytes | None:
+        row = conn.execute("SELECT data FROM blobs WHERE hash = ?", (key,)).fetchone() if conn else None
+        return bytes(row[0]) if row is not None else None
+
+    return partcodec.decode(text, blob)
 
 
 def _conversation(row: Sequence[Any]) -> Conversation:
