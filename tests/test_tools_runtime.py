@@ -317,3 +317,16 @@ def test_sdk_loggers_write_to_the_log_file_not_the_terminal(tmp_path: Path,
     assert "sdk says" not in out + err and "transport says" not in out + err
     client_log = (tmp_path / "mcp-client.log").read_text()
     assert "sdk says: something odd here" in client_log and "transport says: boom" in client_log
+
+
+def test_stop_one_server_then_start_it_again(shared: ToolRuntime) -> None:
+    # Last in the module: it stops a shared server (`/tools off slowstart`, then `/tools on`).
+    pid = int(shared.call("slowstart", "pid").text)
+    shared.stop(["slowstart"])
+    assert status(shared, "slowstart") == ("stopped", None)
+    assert not alive(pid)
+    assert shared.call("slowstart", "echo", {"text": "x"}).status == "error"
+    assert status(shared, "ok")[0] == "ready"  # the others are untouched
+    shared.start(["slowstart"])
+    [again] = shared.wait_ready(["slowstart"], timeout=60)
+    assert again.state == "ready"
