@@ -298,15 +298,35 @@ def test_streamable_http_server(tmp_path: Path) -> None:
         server.wait(10)
 
 
-def test_sdk_loggers_write_to_the_log_file_not_the_terminal(shared: ToolRuntime,
+def test_sdk_loggers_write_to_the_log_file_not_the_terminal(tmp_path: Path,
                                                             capfd: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    logging.getLogger("mcp.client.session").warning("sdk says: something odd %s", "here")
-    logging.getLogger("httpx2").error("transport says: boom")
+    # The routing is process-wide and follows the newest runtime: start one (a server that fails
+    # at once is enough) so this test does not depend on which runtime another test started last.
+    runtime = ToolRuntime(parse_servers({"nocmd": {"command": "chatcli-no-such-mcp-server"}}, source="t"),
+                          log_dir=tmp_path)
+    try:
+        runtime.start()
+        runtime.wait_ready(timeout=60)
+        logging.getLogger("mcp.client.session").warning("sdk says: something odd %s", "here")
+        logging.getLogger("httpx2").error("transport says: boom")
+    finally:
+        runtime.close()
     out, err = capfd.readouterr()
     assert "sdk says" not in out + err and "transport says" not in out + err
-    [ok] = shared.status(["ok"])
-    assert ok.log_path is not None
-    client_log = (ok.log_path.parent / "mcp-client.log").read_text()
+    client_log = (tmp_path / "mcp-client.log").read_text()
     assert "sdk says: something odd here" in client_log and "transport says: boom" in client_log
+
+
+def test_stop_one_server_then_start_it_again(shared: ToolRuntime) -> None:
+    # Last in the module: it stops a shared server (`/tools off slowstart`, then `/tools on`).
+    pid = int(shared.call("slowstart", "pid").text)
+    shared.stop(["slowstart"])
+    assert status(shared, "slowstart") == ("stopped", None)
+    assert not alive(pid)
+    assert shared.call("slowstart", "echo", {"text": "x"}).status == "error"
+    assert status(shared, "ok")[0] == "ready"  # the others are untouched
+    shared.start(["slowstart"])
+    [again] = shared.wait_ready(["slowstart"], timeout=60)
+    assert again.state == "ready"

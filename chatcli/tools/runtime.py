@@ -95,6 +95,7 @@ class _Server:
     owner: asyncio.Task[None] | None = None
     settled: threading.Event = field(default_factory=threading.Event)  # ready or failed or stopped
     stopping: bool = False
+    calls: int = 0  # calls in flight, so that an exit can be told apart from an exit during a call
 
 
 class PendingCall:
@@ -333,8 +334,8 @@ class ToolRuntime:
     def _set(self, server: _Server, state: State, *, reason: str | None = None,
              tools: tuple[ToolInfo, ...] | None = None) -> None:
         with self._lock:
-            if server.state == "failed" and state == "stopped":
-                return  # keep the reason of the failure
+            if server.state == "failed" and state in ("stopped", "failed"):
+                return  # the first failure's reason is the one to keep
             server.state = state
             if reason is not None:
                 server.reason = reason
@@ -435,7 +436,8 @@ class ToolRuntime:
 
     async def _exit_reason(self, server: _Server) -> str:
         code = await self._returncode(server)
-        return "exited" + (f" (exit code {code})" if code is not None else "")
+        return ("exited during a call" if server.calls else "exited") + (
+            f" (exit code {code})" if code is not None else "")
 
     async def _reason(self, server: _Server, exc: BaseException) -> str:
         config = server.config
@@ -477,7 +479,11 @@ class ToolRuntime:
             if server.state != "ready" or session is None:
                 why = server.reason or f"MCP server {name} is {server.state}"
                 return self._outcome(name, tool, "error", why, started)
-            result = await session.call_tool(tool, arguments, read_timeout_seconds=limit)
+            server.calls += 1
+            try:
+                result = await session.call_tool(tool, arguments, read_timeout_seconds=limit)
+            finally:
+                server.calls -= 1
         except asyncio.CancelledError:
             # The SDK has sent notifications/cancelled for the request it was waiting on.
             return self._outcome(name, tool, "interrupted", "the call was interrupted by the user", started)
@@ -494,9 +500,13 @@ class ToolRuntime:
                                      f"MCP server {name}: {tool} timed out after {limit:g} s", started)
             if (isinstance(leaf, MCPError) and leaf.code == CONNECTION_CLOSED) or (
                     server.process is not None and server.process.exited.is_set()):
-                code = await self._returncode(server)
-                reason = "exited during a call" + (f" (exit code {code})" if code is not None else "")
-                self._set(server, "failed", reason=f"MCP server {name}: {reason}")
+                server.calls += 1  # (still "during a call" for the owner task, which may look now)
+                try:
+                    code = await self._returncode(server)
+                    reason = "exited during a call" + (f" (exit code {code})" if code is not None else "")
+                    self._set(server, "failed", reason=f"MCP server {name}: {reason}")
+                finally:
+                    server.calls -= 1
                 return self._outcome(name, tool, "error", f"MCP server {name}: {reason} to {tool}", started)
             return self._outcome(name, tool, "error", f"MCP server {name}: {tool}: {_describe_exc(leaf)}", started)
         text, is_error = flatten(result)
