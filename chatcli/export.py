@@ -96,16 +96,43 @@ def to_markdown(turns: Sequence[Turn], *, conversation_id: str | None = None, mo
         system = turn.system
         if turn.role == "user":
             lines += ["", "## You", "", demote_headings(turn.content)]
+            lines += _parts_section(turn)
+            continue
+        if turn.role == "tool":
+            lines += _parts_section(turn)
             continue
         lines += ["", f"## Assistant ({model_spec(turn.provider, turn.model)})", ""]
-        lines.append(demote_headings(turn.content) if turn.content else "*(no reply text)*")
+        if turn.content or not turn.tool_calls:
+            lines.append(demote_headings(turn.content) if turn.content else "*(no reply text)*")
+        lines += _parts_section(turn)
         mark = partial_text(turn)
-        if mark:
+        if mark and not (turn.finish_reason == "tool_calls" and turn.tool_calls and turn is not turns[-1]):
             lines += ["", f"> {mark}"]
     if system_now is not False and system_now != system:
         lines += _system_section(system_now)
         lines += ["", "*(for the replies after this point)*"]
     return redact("\n".join(lines).rstrip() + "\n")
+
+
+def _parts_section(turn: Turn) -> list[str]:
+    """Attachments named, tool calls with their arguments, tool results summarised (first lines)."""
+    from chatcli import partcodec
+    from chatcli.events import ToolCallPart, ToolResultPart
+
+    lines: list[str] = []
+    for part in turn.parts:
+        if isinstance(part, ToolCallPart):
+            lines += ["", f"**Tool call** `{part.name}` (`{part.id}`)", "", "```json", part.arguments or "{}", "```"]
+        elif isinstance(part, ToolResultPart):
+            text = part.full if part.full is not None else part.content
+            head = text.splitlines()[:5]
+            fence = "````" if "```" in text else "```"
+            lines += ["", f"**Tool result** (`{part.call_id}`, {part.status}"
+                      f"{', error' if part.is_error and part.status == 'ok' else ''}, {len(text):,} characters)",
+                      "", fence, *head, *(["…"] if len(text.splitlines()) > 5 else []), fence]
+        else:
+            lines += ["", f"- attached: {partcodec.describe(part)}"]
+    return lines
 
 
 def _system_section(system: str | None) -> list[str]:

@@ -176,6 +176,10 @@ def show_cmd(store: Store, conv_id: str, out: TextIO, *,
         if turn.role == "user":
             print(f"\n── you · {_when(turn.created)} ──", file=out)
             print(safe(turn.content), file=out)
+            _print_parts(turn, out)
+            continue
+        if turn.role == "tool":
+            _print_parts(turn, out)
             continue
         print(f"\n── {_one_line(_model(turn.provider, turn.model))} · {_when(turn.created)} ──", file=out)
         if render is not None and turn.content:
@@ -185,10 +189,18 @@ def show_cmd(store: Store, conv_id: str, out: TextIO, *,
             print(safe(turn.content), file=out)
         else:
             print("(no reply text)", file=out)
+        _print_parts(turn, out)
         mark = partial_mark(turn)
-        if mark:
+        if mark and not (turn.finish_reason == "tool_calls" and turn.tool_calls):
             print(mark, file=out)
     return conversation
+
+
+def _print_parts(turn: Turn, out: TextIO) -> None:
+    from chatcli import partcodec
+
+    for part in turn.parts:
+        print(f"  ⚙ {_one_line(partcodec.describe(part))}", file=out)
 
 
 def partial_mark(turn: Turn, *, raw: bool = False) -> str | None:
@@ -247,9 +259,17 @@ def to_json(conversation: Conversation, turns: Sequence[Turn]) -> str:
         "format": "chatcli-conversation",
         "version": 1,
         "conversation": dataclasses.asdict(conversation),
-        "turns": [dataclasses.asdict(turn) for turn in turns],
+        "turns": [_turn_json(turn) for turn in turns],
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _turn_json(turn: Turn) -> dict[str, object]:
+    from chatcli import partcodec
+
+    row = {f.name: getattr(turn, f.name) for f in dataclasses.fields(turn) if f.name != "parts"}
+    row["parts"] = partcodec.to_json_rows(turn.parts)
+    return row
 
 
 # -- delete -------------------------------------------------------------------------------------

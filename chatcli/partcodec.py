@@ -95,3 +95,44 @@ def summary(text: str | None) -> list[dict[str, Any]]:
     except ValueError:
         return []
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def size_text(size: int) -> str:
+    return f"{size} B" if size < 1000 else f"{size / 1000:.1f} kB" if size < 1_000_000 else f"{size / 1e6:.1f} MB"
+
+
+def describe(part: Part) -> str:
+    """One line naming a part (raw: callers sanitize), for `history show` and exports."""
+    if isinstance(part, ToolCallPart):
+        return f"tool call {part.name} {' '.join((part.arguments or '{}').split())}"
+    if isinstance(part, ToolResultPart):
+        text = part.full if part.full is not None else part.content
+        lines = text.splitlines()
+        first = lines[0] if lines else ""
+        return (f"tool result ({part.status}{', error' if part.is_error and part.status == 'ok' else ''}) "
+                f"{len(lines)} line{'s' if len(lines) != 1 else ''}, {len(text):,} chars: {first[:120]}")
+    if isinstance(part, ImagePart):
+        if part.data is None:
+            return f"image {part.url or ''}".rstrip()
+        return f"image {part.media_type} {size_text(len(part.data))}{' ' + part.name if part.name else ''}"
+    return f"document {part.media_type} {size_text(len(part.data))}{' ' + part.name if part.name else ''}"
+
+
+def to_json_rows(parts: Sequence[Part]) -> list[dict[str, Any]]:
+    """Every field of every part, attachments' bytes as base64 (the JSON export)."""
+    import base64
+
+    rows: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, ToolCallPart):
+            rows.append({"type": "tool_call", "id": part.id, "name": part.name, "arguments": part.arguments})
+        elif isinstance(part, ToolResultPart):
+            rows.append({"type": "tool_result", "call_id": part.call_id, "content": part.content,
+                         "is_error": part.is_error, "status": part.status, "full": part.full})
+        elif isinstance(part, ImagePart):
+            rows.append({"type": "image", "media_type": part.media_type, "name": part.name, "url": part.url,
+                         "data": base64.b64encode(part.data).decode("ascii") if part.data is not None else None})
+        else:
+            rows.append({"type": "document", "media_type": part.media_type, "name": part.name,
+                         "data": base64.b64encode(part.data).decode("ascii")})
+    return rows

@@ -97,3 +97,57 @@ def test_an_old_database_migrates_keeps_its_ids_and_search_still_indexes_new_tur
     assert fresh.id is not None and fresh.id > top  # ids are never reused
     assert [h.role for h in store.search("xylophone")] == ["user"]
     store.close()
+
+
+def _tool_conversation(tmp_path: Path) -> tuple[Store, str]:
+    store = Store.open(tmp_path)
+    rec = store.recorder()
+    for turn in [
+        Turn("user", "what time is it? see the screenshot", parts=(ImagePart("image/png", PNG, name="shot.png"),)),
+        Turn("assistant", "Let me check.", parts=(ToolCallPart("c1", "time__get_current_time", '{"timezone": "UTC"}'),),
+             finish_reason="tool_calls", provider="openai", model="gpt-4o"),
+        Turn("tool", "", parts=(ToolResultPart("c1", "12:00 UTC\x1b[2J\nline two"),)),
+        Turn("assistant", "It is noon.", finish_reason="stop", provider="openai", model="gpt-4o"),
+    ]:
+        rec.record(turn)
+    assert rec.conversation_id
+    return store, rec.conversation_id
+
+
+def test_history_show_names_attachments_calls_and_results_inert(tmp_path: Path) -> None:
+    import io
+
+    from chatcli import history
+
+    store, conv = _tool_conversation(tmp_path)
+    out = io.StringIO()
+    history.show_cmd(store, conv, out)
+    text = out.getvalue()
+    assert f"  ⚙ image image/png {len(PNG)} B shot.png" in text
+    assert '  ⚙ tool call time__get_current_time {"timezone": "UTC"}' in text
+    assert "  ⚙ tool result (ok) 2 lines, 22 chars: 12:00 UTC␛[2J" in text
+    assert "\x1b" not in text and "partial reply" not in text  # the calls ran: not a partial reply
+    store.close()
+
+
+def test_exports_carry_the_parts(tmp_path: Path) -> None:
+    import base64
+    import io
+    import json
+
+    from chatcli import history
+
+    store, conv = _tool_conversation(tmp_path)
+    md, js = io.StringIO(), io.StringIO()
+    history.export_cmd(store, conv, stdout=md)
+    history.export_cmd(store, conv, fmt="json", stdout=js)
+    text = md.getvalue()
+    assert f"- attached: image image/png {len(PNG)} B shot.png" in text
+    assert '**Tool call** `time__get_current_time` (`c1`)\n\n```json\n{"timezone": "UTC"}\n```' in text
+    assert "**Tool result** (`c1`, ok, 22 characters)\n\n```\n12:00 UTC\x1b[2J\nline two\n```" in text
+    turns = json.loads(js.getvalue())["turns"]
+    assert base64.b64decode(turns[0]["parts"][0]["data"]) == PNG
+    assert turns[1]["parts"] == [{"type": "tool_call", "id": "c1", "name": "time__get_current_time",
+                                  "arguments": '{"timezone": "UTC"}'}]
+    assert turns[2]["role"] == "tool" and turns[2]["parts"][0]["content"].startswith("12:00 UTC")
+    store.close()
