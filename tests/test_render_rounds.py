@@ -1,0 +1,87 @@
+"""A tool-using reply on a terminal: a panel per round of text, tool lines between them on
+stderr (never inside a live panel), the finish on the last panel only."""
+
+from __future__ import annotations
+
+import io
+
+from chatcli.events import (
+    Finish,
+    Notice,
+    SessionEvent,
+    TextDelta,
+    ToolCallPart,
+    ToolFinished,
+    ToolResultPart,
+    ToolStarted,
+)
+from chatcli.render.panel import PanelView
+from chatcli.render.rounds import RoundsView
+from tests.fakes import TTY
+
+CALL = ToolCallPart("c1", "time__get_current_time", '{"timezone": "Asia/Tokyo"}')
+EVENTS: list[SessionEvent] = [
+    TextDelta("Let me look."),
+    ToolStarted(CALL, "time", "get_current_time"),
+    ToolFinished(CALL, "time", "get_current_time", ToolResultPart("c1", "15:00"), 0.2),
+    Notice("starting other…"),
+    TextDelta("It is **15:00** in Tokyo."),
+    Finish("stop", raw="stop"),
+]
+
+
+class Recording:
+    def __init__(self, log: list[tuple[int, str]], index: int) -> None:
+        self.log, self.index = log, index
+
+    def feed(self, event: SessionEvent) -> None:
+        self.log.append((self.index, type(event).__name__))
+
+    def close(self) -> None:
+        self.log.append((self.index, "close"))
+
+
+def test_a_view_per_round_and_tool_lines_between_them() -> None:
+    log: list[tuple[int, str]] = []
+    made: list[Recording] = []
+
+    def make() -> Recording:
+        made.append(Recording(log, len(made)))
+        return made[-1]
+
+    err = io.StringIO()
+    view = RoundsView(make, err, color=False)
+    for event in EVENTS:
+        view.feed(event)
+    view.close()
+    assert log == [(0, "TextDelta"), (0, "close"), (1, "TextDelta"), (1, "Finish"), (1, "close")]
+    assert err.getvalue().splitlines() == [
+        '⚙ time.get_current_time {"timezone":"Asia/Tokyo"}', "↳ ok · 0.20 s · 1 line, 5 chars", "  15:00",
+        "starting other…"]
+
+
+def test_real_panels_each_closed_before_the_tool_line() -> None:
+    out, err = TTY(), TTY()
+    order: list[str] = []
+
+    class Spy(io.StringIO):
+        def write(self, s: str) -> int:
+            order.append("err")
+            return err.write(s)
+
+    spy = Spy()
+
+    def make() -> PanelView:
+        order.append("panel")
+        return PanelView(out, err, size=lambda: (80, 24), label="openai:gpt-4o", threaded=False)
+
+    view = RoundsView(make, spy, color=False)
+    for event in EVENTS:
+        view.feed(event)
+    view.close()
+    screen = out.getvalue()
+    assert screen.count("╭─ openai:gpt-4o") == 2 and screen.count("╰") == 2
+    assert "Let me look." in screen and "15:00" in screen
+    assert order[:2] == ["panel", "err"]  # the first panel exists, then the call line after it closed
+    assert screen.rindex("╰") > screen.index("It is")  # the footer is on the last panel
+    assert "stop" in screen[screen.rindex("╰"):]
