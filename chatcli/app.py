@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from chatcli.render.base import ReplyView
     from chatcli.session import Session, Trimmer, Turn
     from chatcli.store import Store, StoreRecorder
+    from chatcli.tools.host import McpHost
+    from chatcli.tools.runtime import ToolRuntime
 
 ViewMode = Literal["plain", "markdown"]
 
@@ -45,6 +47,7 @@ class App:
     model_flag: str | None = None
     _store: Store | None = field(default=None, init=False, repr=False)
     _store_opened: bool = field(default=False, init=False, repr=False)
+    _tools: ToolRuntime | None = field(default=None, init=False, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -146,8 +149,60 @@ class App:
             return None
         return store.recorder(conversation.id if conversation else None)
 
+    # -- tools (MCP) -------------------------------------------------------------------------------
+
+    def tool_servers(self) -> list[str]:
+        """The servers this run offers: `-T` names, else every enabled one; none with `--no-tools`."""
+        s = self.settings
+        if s.tools_off:
+            return []
+        if s.tool_servers is not None:
+            from chatcli.errors import UsageError
+
+            unknown = [n for n in s.tool_servers if n not in s.mcp_servers]
+            if unknown:
+                known = ", ".join(sorted(s.mcp_servers)) or "none configured"
+                raise UsageError(f"-T/--tools: no MCP server named {unknown[0]!r} (servers: {known})")
+            return list(s.tool_servers)
+        return [name for name, cfg in s.mcp_servers.items() if cfg.enabled]
+
+    def tool_runtime(self) -> ToolRuntime:
+        """The MCP servers of this process (started lazily; `close_tools()` ends them)."""
+        if self._tools is None:
+            from chatcli.tools.runtime import ToolRuntime
+
+            assert self.settings.data_dir is not None
+            self._tools = ToolRuntime(self.settings.mcp_servers, log_dir=self.settings.data_dir / "mcp")
+        return self._tools
+
+    def tool_host(self, *, interactive: bool) -> McpHost | None:
+        """The session's tool host, its servers started in the background; None when no tool is on.
+
+        `interactive`: a person is at the terminal to answer the approval question; otherwise calls
+        that are not allowed are declined and named on stderr."""
+        servers = self.tool_servers()
+        if not servers:
+            return None
+        from chatcli.render.toolcalls import question
+        from chatcli.tools.approval import Approver, NoTerminal, TerminalQuestion
+        from chatcli.tools.grants import SavedGrants, ToolPolicy
+        from chatcli.tools.host import McpHost
+
+        runtime = self.tool_runtime()
+        runtime.start(servers)
+        s = self.settings
+        assert s.data_dir is not None
+        policy = ToolPolicy(s.mcp_servers, saved=SavedGrants(s.data_dir, warn=self.env.warn), flags=s.allow_tools)
+        approver: Approver = TerminalQuestion(question) if interactive else NoTerminal(self.env.stderr)
+        return McpHost(runtime, policy, approver, servers=servers, result_limit=s.tool_result_limit)
+
+    def close_tools(self) -> None:
+        if self._tools is not None:
+            self._tools.close()
+            self._tools = None
+
     def session(self, resolved: Resolved, provider: Provider, *, conversation: Conversation | None = None,
-                recorder: StoreRecorder | None = None) -> Session:
+                recorder: StoreRecorder | None = None, tools: McpHost | None = None) -> Session:
         from chatcli.session import RetryPolicy, Session
 
         s = self.settings
@@ -166,6 +221,8 @@ class App:
             recorder=recorder,
             trimmer=self.trimmer(resolved),
             turns=turns,
+            tools=tools,
+            max_tool_rounds=s.max_tool_rounds,
         )
 
     # -- output ------------------------------------------------------------------------------------

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from chatcli.redact import Secret
+
+if TYPE_CHECKING:
+    from chatcli.tools.servers import ServerConfig
 
 ProviderType = Literal["openai", "anthropic", "local"]
 RenderMode = Literal["auto", "plain", "markdown"]
@@ -61,3 +64,10 @@ class Settings:
     # provider name -> variables its config refers to (`${VAR}` in headers) that are not set; such a
     # provider is reported as unusable when chosen rather than failing the whole config.
     missing_env: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # -- tools (MCP) -----------------------------------------------------------------------------
+    mcp_servers: Mapping[str, ServerConfig] = field(default_factory=dict)  # [mcp.servers.NAME]
+    tool_servers: tuple[str, ...] | None = None  # -T NAME,...: only these (None: every enabled one)
+    tools_off: bool = False  # --no-tools
+    allow_tools: tuple[tuple[str, str], ...] = ()  # --allow-tool SERVER:TOOL
+    max_tool_rounds: int = 10
+    tool_result_limit: int = 64_000  # characters of a tool result sent to the model
