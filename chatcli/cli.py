@@ -58,6 +58,9 @@ _state = _State()
 
 
 def main(argv: "Sequence[str] | None" = None) -> "NoReturn":
+    from chatcli import termenc
+
+    termenc.setup()  # once, for every output path: see chatcli/termenc.py
     args = list(sys.argv[1:] if argv is None else argv)
     if _asks_version(args):
         _print_version()
@@ -239,7 +242,31 @@ def _make_app(shared: "Shared", env: "Environment | None" = None) -> "App":
     return app
 
 
+def _text_arg(what: str, value: str) -> str:
+    """An argument that is text (a prompt, a system prompt, a model name) as the UTF-8 the user
+    typed, also under a C locale (chatcli/termenc.py); bytes that are not UTF-8 are refused, as
+    piped stdin is: a model cannot be sent them, and the request body would fail halfway."""
+    from chatcli.termenc import undecodable, utf8_text
+
+    text = utf8_text(value)
+    bad = undecodable(text)
+    if bad is not None:
+        from chatcli.errors import InputError
+
+        raise InputError(f"{what} is not UTF-8 text (invalid byte 0x{bad[0]:02x} at offset {bad[1]}); "
+                         "pass UTF-8 (e.g. set LANG=C.UTF-8 in the terminal)")
+    return text
+
+
+def _text_args(shared: "Shared") -> None:
+    if shared.system is not None:
+        shared.system = _text_arg("the --system prompt", shared.system)
+    if shared.model is not None:
+        shared.model = _text_arg("the --model name", shared.model)
+
+
 def _check_resume_flags(shared: "Shared") -> None:
+    _text_args(shared)
     if shared.continue_ and shared.resume is not None:
         from chatcli.errors import UsageError
 
@@ -479,6 +506,7 @@ def _ask(ask: "Ask") -> int:
     """`chatcli ask`: one reply (chatcli.oneshot)."""
     _state.debug = _state.debug or ask.shared.debug
     _check_resume_flags(ask.shared)
+    ask.prompt = [_text_arg("the prompt argument", word) for word in ask.prompt]
     app = _make_app(ask.shared)
     from chatcli import oneshot
 

@@ -546,7 +546,9 @@ def load(environ: Mapping[str, str], cwd: Path, overrides: Overrides | None = No
         return top.get(key)
 
     def as_text(v: str) -> str:
-        return v
+        from chatcli.termenc import utf8_text  # read as UTF-8 under a C locale too
+
+        return utf8_text(v)
 
     model = pick(overrides.model, "CHATCLI_MODEL", NONEMPTY, as_text, "default_model")
     system = pick(overrides.system, "CHATCLI_SYSTEM", STR, as_text, "system")
