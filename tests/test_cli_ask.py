@@ -388,6 +388,7 @@ def test_a_bare_model_name_goes_to_the_provider_that_can_run_it(server: SSEServe
     # gateway that lists it and needs none must get the request (issue 16, item 15).
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[providers.gw]\ntype = "openai"\nbase_url = "{server.openai_url}"\nmodels = ["gpt-4o-mini"]\n')
+    cfg.chmod(0o600)
     server.add(ok_reply())
     result = run(["ask", "-m", "gpt-4o-mini", "--config", str(cfg), "hi"], cli_env(None))
     assert result.returncode == 0, result.stderr
