@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from chatcli.errors import ConfigError, NoProviderError, UsageError
-from chatcli.redact import Secret, is_credential_name, mask
+from chatcli.redact import Secret, holds_credential, mask
 from chatcli.settings import ProviderConfig, ProviderType, RenderMode, Settings
 
 APP = "chatcli"
@@ -118,7 +118,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the .env file: {exc.__class__.__name__}", path=str(path)) from None
     found = {k: v for k, v in values.items() if v is not None}
-    if any(is_credential_name(name) for name in found):
+    if any(holds_credential(name, value) for name, value in found.items()):
         # A .env with a key in it is a key file: warn if others can read it (as ssh does). A
         # project .env without credentials is ordinary at 0644 and is left alone.
         from chatcli.fsperm import check_private

@@ -381,3 +381,21 @@ def test_an_alias_to_an_unknown_provider_is_named(tmp_path: Path, no_local: None
     assert 'lab -> mylab:big-model  - broken: no provider is named "mylab"' in text
     assert "quick -> fast  (= openai:gpt-4o-mini)" in text
     assert "fast -> openai:gpt-4o-mini\n" in text
+
+
+# -- a world-readable project .env warns only when it holds a key ---------------------------------------
+
+@pytest.mark.parametrize(("text", "warns"), [
+    ("DEBUG=1\nTOKENIZERS_PARALLELISM=false\nKEYBOARD_LAYOUT=us\nPORT=8000\n", False),  # a project .env
+    ("OPENAI_API_KEY=\nGH_TOKEN=\n", False),  # named like keys, holding none
+    (f"OPENAI_API_KEY={KEY}\n", True),
+    ("GH_TOKEN=ghp_abcdefghijkl\n", True),
+    (f"SOMETHING={KEY}\n", True),  # a key-shaped value under any name
+])
+def test_a_0644_dotenv_warns_only_when_it_holds_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      text: str, warns: bool) -> None:
+    dotenv = write(tmp_path / ".env", text)
+    dotenv.chmod(0o644)
+    settings_for(tmp_path)
+    err = capsys.readouterr().err
+    assert ("accessible to other users" in err) is warns, err
