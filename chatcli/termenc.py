@@ -118,8 +118,25 @@ def register() -> None:
 
 
 def setup() -> None:
-    """Give stdout and stderr the look-alike handler (a stream that cannot take it is left be)."""
+    """Give stdout and stderr the look-alike handler (a stream that cannot take it is left be);
+    read a C-locale stdin as UTF-8 (below)."""
     register()
+    # The chat's line editor (prompt-toolkit) decodes the keys it reads with sys.stdin's encoding.
+    # Under the C locale without UTF-8 mode that is ASCII, so "é" typed in a UTF-8 terminal became
+    # two escaped bytes and the request failed on them ("surrogates not allowed"). ASCII is never
+    # what a terminal sends beyond 0x7f; UTF-8 reads ASCII the same and is what it sends today
+    # (Python's own UTF-8 mode makes this choice for the C locale). A Latin-1 stdin is left alone:
+    # the user said so. Piped stdin is read as bytes and judged in chatcli/stdin.py.
+    stdin = sys.stdin
+    try:
+        ascii_in = stdin is not None and codecs.lookup(stdin.encoding or "utf-8").name == "ascii"
+    except LookupError:
+        ascii_in = False
+    if ascii_in:
+        try:  # noqa: SIM105 - see below
+            stdin.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is None:
