@@ -7,6 +7,8 @@ Wiring only. This is also the one place that turns errors into what the user see
 * Ctrl-C -> 130; SIGTERM/SIGHUP -> 128 + signal (after the reply in flight is saved);
 * stdout closed by the reader (`| head -1`) -> a quiet exit 141, what any Unix filter killed by
   SIGPIPE reports, with fd 1 pointed at /dev/null so the interpreter's last flush stays silent;
+* a character the terminal's encoding lacks -> a visible replacement, never a crash: `main()`
+  sets the process's streams up once (chatcli/termenc.py), for every output path at once;
 * anything else is a bug: one line naming it, and the traceback only with `--debug` — redacted,
   and never with local variables (they hold keys).
 
@@ -266,7 +268,6 @@ def _text_args(shared: "Shared") -> None:
 
 
 def _check_resume_flags(shared: "Shared") -> None:
-    _text_args(shared)
     if shared.continue_ and shared.resume is not None:
         from chatcli.errors import UsageError
 
@@ -574,6 +575,7 @@ def _ask(ask: "Ask") -> int:
     """`chatcli ask`: one reply (chatcli.oneshot)."""
     _state.debug = _state.debug or ask.shared.debug
     _check_resume_flags(ask.shared)
+    _text_args(ask.shared)
     ask.prompt = [_text_arg("the prompt argument", word) for word in ask.prompt]
     app = _make_app(ask.shared)
     from chatcli import oneshot
@@ -585,6 +587,7 @@ def _ask(ask: "Ask") -> int:
 def _repl(shared: "Shared") -> int:
     """`chatcli` with no command: the interactive chat (chatcli.repl.run_repl)."""
     _check_resume_flags(shared)
+    _text_args(shared)
     app = _make_app(shared)
     from chatcli import stdin
     from chatcli.repl import run_repl
