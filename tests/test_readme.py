@@ -71,9 +71,9 @@ def _segments(words: list[str]) -> list[list[str]]:
 
 def _command_start(seg: list[str]) -> int | None:
     """Index of the first word after `chatcli` (or `python -m chatcli`), or None. Leading
-    `NAME=value`, `env` and `sudo` words are skipped (`NO_COLOR=1 chatcli ask ...`)."""
+    `$ ` prompts, `NAME=value`, `env` and `sudo` words are skipped (`$ NO_COLOR=1 chatcli ask ...`)."""
     i = 0
-    while i < len(seg) and (seg[i] in ("env", "sudo") or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", seg[i])):
+    while i < len(seg) and (seg[i] in ("$", "env", "sudo") or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", seg[i])):
         i += 1
     if i < len(seg) and (seg[i] == "chatcli" or seg[i].endswith("/chatcli")):
         return i + 1
@@ -204,7 +204,7 @@ chatcli -c / chatcli -r ID
 chatcli -m                               # a value is missing
 chatcli config paht
 NO_COLOR=1 python3 -m chatcli --no-such
-chatcli ask hi | head -1
+$ chatcli ask hi | head -1
 ```
 
 Inline: `chatcli history search --limit 3 TEXT` and `chatcli models --verbose`, not `ls -l`.
