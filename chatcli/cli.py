@@ -7,6 +7,8 @@ Wiring only. This is also the one place that turns errors into what the user see
 * Ctrl-C -> 130; SIGTERM/SIGHUP -> 128 + signal (after the reply in flight is saved);
 * stdout closed by the reader (`| head -1`) -> a quiet exit 141, what any Unix filter killed by
   SIGPIPE reports, with fd 1 pointed at /dev/null so the interpreter's last flush stays silent;
+* a character the terminal's encoding lacks -> a visible replacement, never a crash: `main()`
+  sets the process's streams up once (chatcli/termenc.py), for every output path at once;
 * anything else is a bug: one line naming it, and the traceback only with `--debug` — redacted,
   and never with local variables (they hold keys).
 
@@ -58,6 +60,9 @@ _state = _State()
 
 
 def main(argv: "Sequence[str] | None" = None) -> "NoReturn":
+    from chatcli import termenc
+
+    termenc.setup()  # once, for every output path: see chatcli/termenc.py
     args = list(sys.argv[1:] if argv is None else argv)
     if _asks_version(args):
         _print_version()
@@ -239,6 +244,29 @@ def _make_app(shared: "Shared", env: "Environment | None" = None) -> "App":
     return app
 
 
+def _text_arg(what: str, value: str) -> str:
+    """An argument that is text (a prompt, a system prompt, a model name) as the UTF-8 the user
+    typed, also under a C locale (chatcli/termenc.py); bytes that are not UTF-8 are refused, as
+    piped stdin is: a model cannot be sent them, and the request body would fail halfway."""
+    from chatcli.termenc import undecodable, utf8_text
+
+    text = utf8_text(value)
+    bad = undecodable(text)
+    if bad is not None:
+        from chatcli.errors import InputError
+
+        raise InputError(f"{what} is not UTF-8 text (invalid byte 0x{bad[0]:02x} at offset {bad[1]}); "
+                         "pass UTF-8 (e.g. set LANG=C.UTF-8 in the terminal)")
+    return text
+
+
+def _text_args(shared: "Shared") -> None:
+    if shared.system is not None:
+        shared.system = _text_arg("the --system prompt", shared.system)
+    if shared.model is not None:
+        shared.model = _text_arg("the --model name", shared.model)
+
+
 def _check_resume_flags(shared: "Shared") -> None:
     if shared.continue_ and shared.resume is not None:
         from chatcli.errors import UsageError
@@ -259,7 +287,8 @@ def _build_app() -> "typer.Typer":
 
     from chatcli.options import BY_DEST, Ask, Shared
 
-    app = typer.Typer(
+    Typer = _plain_help_typer(typer)
+    app = Typer(
         name="chatcli",
         help="A terminal chatbot: OpenAI, Anthropic, any OpenAI-compatible server, or a local model.\n\n"
              "With no command: an interactive chat. Piped stdin becomes the first message.",
@@ -316,7 +345,10 @@ def _build_app() -> "typer.Typer":
                       "PROMPT it follows it in a fenced block.")
     @_pipe_safe
     def ask(ctx: typer.Context,
-            prompt: Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]...", show_default=False)] = None,
+            prompt: Annotated[list[str] | None, typer.Argument(
+                metavar="PROMPT", show_default=False,
+                help="The message (its words are joined by spaces). Without one, piped stdin is the message.")
+            ] = None,
             json_: Annotated[bool, option("json_")] = False,
             model: model_opt = None, system: system_opt = None,
             max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
@@ -326,8 +358,8 @@ def _build_app() -> "typer.Typer":
                         config, debug).over(ctx.obj or Shared())
         raise typer.Exit(_ask(Ask(shared, prompt or [], json_)))
 
-    @app.command(help="Configured providers, their models and aliases; marks the default; says which "
-                      "keys are missing.")
+    @app.command(help="Configured providers, their models and aliases. Marks the default, says which "
+                      "keys are missing and which aliases point nowhere.")
     @_pipe_safe
     def models(ctx: typer.Context, config: config_opt = None) -> None:
         from chatcli import config as configmod
@@ -336,7 +368,7 @@ def _build_app() -> "typer.Typer":
         app_ = _make_app(Shared(config=config).over(_root(ctx)))
         _out(app_.env, configmod.describe_models(app_.loaded, sanitize_line))
 
-    config_app = typer.Typer(help="Where the config lives, the effective settings, a starter file.",
+    config_app = Typer(help="Where the config lives, the effective settings, a starter file.",
                              no_args_is_help=True, rich_markup_mode=None)
     app.add_typer(config_app, name="config")
 
@@ -349,8 +381,8 @@ def _build_app() -> "typer.Typer":
         shared = Shared(config=config).over(_root(ctx))
         _, path, _ = configmod.merged_environ(env.environ, env.cwd, shared.config)
         _out(env, f"{path}\n")
-        if not path.exists():
-            env.warn("(the file does not exist yet: `chatcli config init` writes a starter one)")
+        if not path.exists():  # information, not an error: stderr, so $(chatcli config path) is the path
+            _info(env, "The file does not exist yet; `chatcli config init` writes a starter one.")
 
     @config_app.command("show", help="The effective settings, keys masked.")
     @_pipe_safe
@@ -371,16 +403,18 @@ def _build_app() -> "typer.Typer":
         shared = Shared(config=config).over(_root(ctx))
         _, path, _ = configmod.merged_environ(env.environ, env.cwd, shared.config)
         configmod.write_example(path, force=force)
-        env.warn(f"wrote {path}")
+        _info(env, f"Wrote {path}")
 
-    history_app = typer.Typer(help="Saved conversations.", no_args_is_help=True, rich_markup_mode=None)
+    history_app = Typer(help="Saved conversations.", no_args_is_help=True, rich_markup_mode=None)
     app.add_typer(history_app, name="history")
 
     @history_app.command("list", help="Saved conversations, most recent first.")
     @_pipe_safe
     def history_list(ctx: typer.Context,
-                     limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 20,
-                     offset: Annotated[int, typer.Option("--offset", min=0)] = 0) -> None:
+                     limit: Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N",
+                                                        help="Show at most N conversations.")] = 20,
+                     offset: Annotated[int, typer.Option("--offset", min=0, metavar="N",
+                                                         help="Skip the N most recent first.")] = 0) -> None:
         from chatcli import history
 
         app_ = _make_app(_root(ctx))
@@ -437,7 +471,8 @@ def _build_app() -> "typer.Typer":
     @history_app.command("search", help="Find saved conversations containing TEXT.")
     @_pipe_safe
     def history_search(ctx: typer.Context, text: Annotated[str, typer.Argument(metavar="TEXT")],
-                       limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 20) -> None:
+                       limit: Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N",
+                                                          help="Show at most N matches.")] = 20) -> None:
         from chatcli import history
 
         app_ = _make_app(_root(ctx))
@@ -445,6 +480,57 @@ def _build_app() -> "typer.Typer":
             history.search_cmd(store, text, app_.env.stdout, limit=limit)
 
     return app
+
+
+#: Help for the positional arguments the history commands share (keyed by metavar).
+_ARGUMENT_HELP = {
+    "ID": "A conversation id, or a unique prefix of one (chatcli history list shows them).",
+    "TEXT": "What to look for in saved messages.",
+}
+
+
+def _plain_help_typer(typer: "Any") -> "type[typer.Typer]":
+    """A Typer whose commands' help reads like a man page. Typer 0.29's plain help prints the
+    usage as `{ID}` and `[[PROMPT]...]...` and each argument with its Python type (`ID <str>`,
+    `[PROMPT]... <list[str]>`); Click's own forms are `ID` and `[PROMPT]...`, and an argument's
+    line is its help text. Options are Typer's (they carry metavars and help: chatcli/options.py)."""
+
+    def usage(param: "Any") -> str:
+        name = param.metavar or param.name.upper()
+        name = name if param.required else f"[{name}]"
+        return name + ("..." if param.nargs != 1 else "")
+
+    class Command(typer.core.TyperCommand):  # type: ignore[misc]  # `typer` is passed in: Any here
+        def collect_usage_pieces(self, ctx: "Any") -> "list[str]":
+            pieces = [self.options_metavar] if self.options_metavar else []
+            for param in self.get_params(ctx):
+                if param.param_type_name == "argument":
+                    pieces.append(usage(param))
+                else:
+                    pieces.extend(param.get_usage_pieces(ctx))
+            return pieces
+
+        def format_options(self, ctx: "Any", formatter: "Any") -> None:
+            args, opts = [], []
+            for param in self.get_params(ctx):
+                if param.param_type_name == "argument":
+                    name = param.metavar or param.name.upper()
+                    args.append((usage(param), param.help or _ARGUMENT_HELP.get(name, "")))
+                elif param.param_type_name == "option":
+                    record = param.get_help_record(ctx)
+                    if record is not None:
+                        opts.append(record)
+            for title, rows in (("Arguments", args), ("Options", opts)):
+                if rows:
+                    with formatter.section(title):
+                        formatter.write_dl(rows)
+
+    class PlainTyper(typer.Typer):  # type: ignore[misc]
+        def command(self, *args: "Any", **kwargs: "Any") -> "Any":
+            kwargs.setdefault("cls", Command)
+            return super().command(*args, **kwargs)
+
+    return PlainTyper
 
 
 class _PipeClosed(Exception):
@@ -476,6 +562,16 @@ def _root(ctx: "Any") -> "Shared":
     return Shared()
 
 
+def _info(env: "Environment", line: str) -> None:
+    """A line of information for the user on stderr: no `chatcli:` prefix, which marks warnings
+    and errors."""
+    try:
+        env.stderr.write(line + "\n")
+        env.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _out(env: "Environment", text: str) -> None:
     env.stdout.write(text)
     env.stdout.flush()
@@ -485,6 +581,8 @@ def _ask(ask: "Ask") -> int:
     """`chatcli ask`: one reply (chatcli.oneshot)."""
     _state.debug = _state.debug or ask.shared.debug
     _check_resume_flags(ask.shared)
+    _text_args(ask.shared)
+    ask.prompt = [_text_arg("the prompt argument", word) for word in ask.prompt]
     app = _make_app(ask.shared)
     from chatcli import oneshot
 
@@ -495,6 +593,7 @@ def _ask(ask: "Ask") -> int:
 def _repl(shared: "Shared") -> int:
     """`chatcli` with no command: the interactive chat (chatcli.repl.run_repl)."""
     _check_resume_flags(shared)
+    _text_args(shared)
     app = _make_app(shared)
     from chatcli import stdin
     from chatcli.repl import run_repl

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from chatcli.errors import ConfigError, NoProviderError, UsageError
-from chatcli.redact import Secret, is_credential_name, mask
+from chatcli.redact import Secret, holds_credential, mask
 from chatcli.settings import ProviderConfig, ProviderType, RenderMode, Settings
 
 APP = "chatcli"
@@ -118,7 +118,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the .env file: {exc.__class__.__name__}", path=str(path)) from None
     found = {k: v for k, v in values.items() if v is not None}
-    if any(is_credential_name(name) for name in found):
+    if any(holds_credential(name, value) for name, value in found.items()):
         # A .env with a key in it is a key file: warn if others can read it (as ssh does). A
         # project .env without credentials is ordinary at 0644 and is left alone.
         from chatcli.fsperm import check_private
@@ -328,8 +328,8 @@ class _File:
 def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return "a string"
+    if isinstance(value, str):  # the value itself ("gemini"), not just its type: that is what to fix
+        return _toml_str(value if len(value) <= 40 else value[:40] + "…")
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, dict):
@@ -546,7 +546,9 @@ def load(environ: Mapping[str, str], cwd: Path, overrides: Overrides | None = No
         return top.get(key)
 
     def as_text(v: str) -> str:
-        return v
+        from chatcli.termenc import utf8_text  # read as UTF-8 under a C locale too
+
+        return utf8_text(v)
 
     model = pick(overrides.model, "CHATCLI_MODEL", NONEMPTY, as_text, "default_model")
     system = pick(overrides.system, "CHATCLI_SYSTEM", STR, as_text, "system")
@@ -664,10 +666,26 @@ def unusable_reason(settings: Settings, cfg: ProviderConfig) -> str | None:
     return None
 
 
-def _guess_provider(model: str, providers: Mapping[str, ProviderConfig]) -> ProviderConfig | None:
-    for cfg in providers.values():
-        if model in cfg.models:
-            return cfg
+def _guess_provider(settings: Settings, model: str, *, check: bool) -> ProviderConfig | None:
+    """The provider for a bare model name. Several providers may list it (a gateway that serves
+    `gpt-4o-mini` as well as OpenAI itself): the one that can run it now wins -- taking the first
+    in the table sent the request to a provider with no key. When several can, or none can, the
+    name is ambiguous: the error lists the `provider:model` choices (and why each cannot run)."""
+    providers = settings.providers
+    offering = [cfg for cfg in providers.values() if model in cfg.models]
+    if len(offering) > 1:
+        usable = [cfg for cfg in offering if unusable_reason(settings, cfg) is None]
+        if len(usable) == 1 or (usable and not check):
+            return usable[0]
+        if check:
+            if usable:
+                choices = " or ".join(f"-m {cfg.name}:{model}" for cfg in usable)
+                raise UsageError(f'model "{model}" is offered by {len(usable)} providers: use {choices}')
+            reasons = "; ".join(unusable_reason(settings, cfg) or cfg.name for cfg in offering)
+            raise NoProviderError(f'model "{model}" is offered by {", ".join(c.name for c in offering)}, '
+                                  f"and none can run it now: {reasons}")
+    if offering:
+        return offering[0]
     # Vendor naming conventions, for models not listed in any `models` array.
     if model.startswith("claude"):
         return providers.get("anthropic")
@@ -706,9 +724,13 @@ def resolve(settings: Settings, spec: str | None = None, *, check: bool = True) 
     else:
         # Not a provider prefix: the whole spec is a model name (Ollama tags contain ':').
         model = spec
-        cfg = _guess_provider(spec, settings.providers)
+        cfg = _guess_provider(settings, spec, check=check)
         if cfg is None:
             known = ", ".join(settings.providers)
+            if seen:  # name the alias: the user typed it, not its target
+                chain = " -> ".join(f'"{a}"' for a in seen)
+                raise ConfigError(f'alias {chain} points to "{spec}": no provider is named "{name}" and no provider '
+                                  f"lists that model (providers: {known})", path=_path(settings), key="aliases")
             raise UsageError(f'unknown model "{spec}": use PROVIDER:MODEL (providers: {known}) or an alias')
     resolved = Resolved(cfg, model)
     if check:
@@ -832,13 +854,29 @@ def describe_models(loaded: Loaded, sanitize: Callable[[str], str] = lambda s: s
         lines.append("")
     if s.aliases:
         lines.append("aliases:")
-        lines += [sanitize(f"    {alias} -> {target}") for alias, target in s.aliases.items()]
+        lines += [sanitize(f"    {alias} -> {target}{_alias_note(s, alias, target)}")
+                  for alias, target in s.aliases.items()]
         lines.append("")
     if default is not None:
         lines.append(sanitize(f"* default: {default.spec}"))
     else:
         lines.append(sanitize(f"default: none - {default_note}"))
     return "\n".join(lines) + "\n"
+
+
+def _alias_note(settings: Settings, alias: str, target: str) -> str:
+    """What `chatcli models` adds to an alias line: where a chain of aliases lands, or why the
+    alias points nowhere (so a typo in [aliases] shows here, not only when the alias is used)."""
+    try:
+        found = resolve(settings, alias, check=False)
+    except (ConfigError, UsageError, NoProviderError) as exc:
+        if "alias loop" in exc.message:
+            return "  - broken: an alias loop"
+        name, colon, _ = target.strip().partition(":")
+        if colon and name not in settings.providers:
+            return f'  - broken: no provider is named "{name}"'
+        return "  - broken: no provider lists this model"
+    return "" if found.spec == target.strip() else f"  (= {found.spec})"
 
 
 def write_example(path: Path, *, force: bool = False) -> None:

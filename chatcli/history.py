@@ -242,6 +242,10 @@ def export_cmd(store: Store, conv_id: str, *, fmt: ExportFormat = "markdown", ou
     isatty = getattr(stream, "isatty", None)
     if callable(isatty) and isatty():
         document = safe(document)
+    if fmt == "json":  # exact on a non-UTF-8 stdout too: escapes, not "?"
+        from chatcli.termenc import json_for
+
+        document = json_for(stream, document)
     stream.write(document)
     stream.flush()
     return None

@@ -78,8 +78,10 @@ def run(app: App, prompt: Sequence[str], *, as_json: bool = False, resume: str |
                          err_tty=env.stderr_isatty)
         finish = run_turn(session.send(text), json_view)
         reply = session.last_reply
-        env.stdout.write(to_json(session, finish, resolved.provider.name,
-                                 recorder.conversation_id if recorder else None) + "\n")
+        from chatcli.termenc import json_for  # exact on a non-UTF-8 stdout too
+
+        env.stdout.write(json_for(env.stdout, to_json(session, finish, resolved.provider.name,
+                                                      recorder.conversation_id if recorder else None) + "\n"))
         env.stdout.flush()
         return exit_code(finish, reply.content if reply else "")
 

@@ -20,6 +20,22 @@ _PATTERNS = [
 _CREDENTIAL_NAME = re.compile(r"(?i)KEY|TOKEN|SECRET|PASSWORD")
 
 
+# A credential as a whole part of a variable's name (`OPENAI_API_KEY`, `GH_TOKEN`, `DB_PASSWORD`),
+# not a substring of another word (`TOKENIZERS_PARALLELISM`, `KEYBOARD_LAYOUT`, `MONKEY_PATCH`).
+_KEY_VARIABLE = re.compile(r"(?i)(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)(?:$|_)")
+
+
+def holds_credential(name: str, value: str | None) -> bool:
+    """Whether a `.env` line holds a key: a credential-named variable with a value, or a value
+    shaped like a key whatever its name. Narrower than `is_credential_name` on purpose: that
+    one decides what to redact (too wide is safe there); this one decides whether to warn about
+    a world-readable project `.env` (too wide warned on every run about files with no key)."""
+    value = (value or "").strip()
+    if not value:
+        return False
+    return _KEY_VARIABLE.search(name) is not None or _PATTERNS[0].fullmatch(value) is not None
+
+
 def is_credential_name(name: str) -> bool:
     """Whether an environment/.env variable name says it holds a credential (`GATEWAY_TOKEN`, …)."""
     return _CREDENTIAL_NAME.search(name) is not None

@@ -381,3 +381,19 @@ def test_continue_resumes_the_last_conversation(server: SSEServer) -> None:
     assert [m["content"] for m in body["messages"]] == ["first question", "first answer", "follow up"]
     both = run(["ask", "-c", "-r", "abc", "x"], env)
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_a_bare_model_name_goes_to_the_provider_that_can_run_it(server: SSEServer, tmp_path: Path) -> None:
+    # The built-in openai lists gpt-4o-mini as well, and comes first, but has no key here: the
+    # gateway that lists it and needs none must get the request (issue 16, item 15).
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[providers.gw]\ntype = "openai"\nbase_url = "{server.openai_url}"\nmodels = ["gpt-4o-mini"]\n')
+    cfg.chmod(0o600)
+    server.add(ok_reply())
+    result = run(["ask", "-m", "gpt-4o-mini", "--config", str(cfg), "hi"], cli_env(None))
+    assert result.returncode == 0, result.stderr
+    assert server.requests[0].json is not None and server.requests[0].json["model"] == "gpt-4o-mini"
+    both = run(["ask", "-m", "gpt-4o-mini", "--config", str(cfg), "hi"], cli_env(None, OPENAI_API_KEY=KEY))
+    assert both.returncode == 2
+    assert both.stderr == ('chatcli: model "gpt-4o-mini" is offered by 2 providers: '
+                           "use -m openai:gpt-4o-mini or -m gw:gpt-4o-mini\n")

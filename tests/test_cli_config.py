@@ -4,6 +4,7 @@ through the installed command; plus what start-up imports (no SDK, rich or promp
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,69 @@ def test_history_commands_are_wired(tmp_path: Path) -> None:
     assert run(["history", "search", "anything"], env).returncode == 0
     assert run(["history", "delete", "deadbeef"], env).returncode == 2
     assert run(["history", "export", "deadbeef", "-o", str(tmp_path / "x.md")], env).returncode == 2
+
+
+# -- help and information that read well (issue 16, cosmetics) ------------------------------------------
+
+COMMANDS = [[], ["ask"], ["models"], ["config"], ["config", "path"], ["config", "show"], ["config", "init"],
+            ["history"], ["history", "list"], ["history", "show"], ["history", "export"], ["history", "delete"],
+            ["history", "search"]]
+
+
+def _rows(text: str, section: str) -> list[str]:
+    """The rows of a help section, continuation lines joined to their row."""
+    lines = text.split(f"\n{section}:\n", 1)[1].split("\n\n", 1)[0].splitlines() if f"\n{section}:\n" in text else []
+    rows: list[str] = []
+    for line in lines:
+        if (line.startswith("  ") and not line.startswith("    ")) or not rows:
+            rows.append(line.strip())
+        else:
+            rows[-1] += " " + line.strip()
+    return rows
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "chatcli")
+def test_help_reads_well(path: list[str]) -> None:
+    result = run([*path, "--help"], cli_env())
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    usage = text.splitlines()[0]
+    # Typer's plain help once showed `{ID}`, `[[PROMPT]...]...` and Python types (`<list[str]>`).
+    assert "{" not in usage and "[[" not in usage and "]]" not in usage, usage
+    assert re.search(r"<[a-z][\w\[\] ]*>", text) is None, text
+    for section in ("Arguments", "Options"):
+        for row in _rows(text, section):  # every argument and option says what it is
+            assert re.match(r"\S.*?\s{2,}\S", row), f"{section} row without a description: {row!r}"
+    for row in _rows(text, "Commands"):  # a command's line is a whole sentence, not cut with "..."
+        assert not row.endswith("..."), row
+
+
+def test_config_path_note_is_information_not_an_error(tmp_path: Path) -> None:
+    result = run(["config", "path", "--config", str(tmp_path / "new.toml")], cli_env())
+    assert result.returncode == 0
+    assert result.stdout == f"{tmp_path / 'new.toml'}\n"  # stdout: the path alone, for $(chatcli config path)
+    assert result.stderr == "The file does not exist yet; `chatcli config init` writes a starter one.\n"
+    init = run(["config", "init", "--config", str(tmp_path / "new.toml")], cli_env())
+    assert (init.returncode, init.stderr) == (0, f"Wrote {tmp_path / 'new.toml'}\n")
+
+
+def test_a_config_error_shows_the_bad_value(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[providers.g]\ntype = "gemini"\n')
+    cfg.chmod(0o600)
+    result = run(["--config", str(cfg), "models"], cli_env())
+    assert result.returncode == 2
+    assert result.stderr == (f'chatcli: {cfg}:2: providers.g.type: expected "openai", "anthropic" or "local", '
+                             'got "gemini"\n')
+
+
+def test_models_flags_an_alias_to_an_unknown_provider(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[aliases]\nlab = "mylab:big-model"\n')
+    cfg.chmod(0o600)
+    listed = run(["--config", str(cfg), "models"], cli_env(OPENAI_API_KEY=KEY))
+    assert listed.returncode == 0, listed.stderr
+    assert 'lab -> mylab:big-model  - broken: no provider is named "mylab"' in listed.stdout
+    used = run(["--config", str(cfg), "ask", "-m", "lab", "hi"], cli_env(OPENAI_API_KEY=KEY))
+    assert used.returncode == 2
+    assert 'alias "lab" points to "mylab:big-model"' in used.stderr and used.stderr.count("\n") == 1

@@ -42,3 +42,28 @@ def test_piped_first_message_without_a_terminal() -> None:
         result = run([], cli_env(server), input=b"notes to discuss\n")
         assert result.stdout == "piped answer\n"
         assert user_text(server) == "notes to discuss\n"
+
+
+def test_non_ascii_typed_in_the_chat_under_the_c_locale() -> None:
+    # LC_ALL=C without UTF-8 mode: prompt-toolkit decoded the keys as ASCII, so "é" typed in a
+    # UTF-8 terminal reached the request as escaped bytes and the turn failed ("surrogates not
+    # allowed"). The reply's emoji is shown replaced on the ASCII terminal (issue 16, item 2).
+    with SSEServer() as server:
+        server.add(Reply.sse(openai_chunks(["Party 🎉", " done"], usage=(3, 4))))
+        env = cli_env(server, TERM="xterm", LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
+        for name in ("LANG", "LC_CTYPE", "PYTHONIOENCODING"):
+            env.pop(name, None)
+        child = pexpect.spawn(CHATCLI, [], env=env, timeout=30, dimensions=(30, 100))
+        try:
+            child.expect(b">")
+            child.send("héllo 🎉 漢字\r".encode())
+            child.expect(b"done")
+            child.expect(b">")
+            child.sendcontrol("d")
+            child.expect(pexpect.EOF)
+            transcript = (child.before or b"")
+        finally:
+            child.close(force=True)
+        assert child.exitstatus == 0
+        assert b"internal error" not in transcript
+        assert user_text(server) == "héllo 🎉 漢字"

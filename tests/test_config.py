@@ -155,7 +155,9 @@ def test_unknown_key_in_inline_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("toml", "line", "key", "expected"), [
-    ('max_tokens = "many"\n', 1, "max_tokens", "expected a whole number ≥ 1, got a string"),
+    ('max_tokens = "many"\n', 1, "max_tokens", 'expected a whole number ≥ 1, got "many"'),
+    ('[providers.x]\ntype = "gemini"\n', 2, "providers.x.type", 'or "local", got "gemini"'),
+    ('save = "yes"\n', 1, "save", 'expected true or false, got "yes"'),
     ('system = "x"\ntemperature = 3\n', 2, "temperature", "expected a number from 0 to 2, got 3"),
     ('save = "yes"\n', 1, "save", "expected true or false"),
     ('render = "fancy"\n', 1, "render", '"auto", "plain" or "markdown"'),
@@ -333,3 +335,67 @@ def test_locate_handles_quoted_and_dotted_keys() -> None:
     assert config.locate(text, ("providers", "my.gw"), "odd") == 3
     assert config.locate(text, ("providers", "my.gw"), None) == 1
     assert config.locate(text, ("x", "providers", "y"), "z") == 5
+
+
+# -- a bare model name several providers offer (issue 16, item 15) ------------------------------------
+
+GATEWAY = ('[providers.gw]\ntype = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+           'models = ["gpt-4o-mini", "llama-3"]\n')
+
+
+def test_a_bare_name_goes_to_the_provider_that_can_run_it(tmp_path: Path, no_local: None) -> None:
+    # The built-in openai lists gpt-4o-mini too, and comes first, but has no key here.
+    s = settings_for(tmp_path, GATEWAY).settings
+    assert resolve(s, "gpt-4o-mini").spec == "gw:gpt-4o-mini"
+    assert resolve(s, "llama-3").spec == "gw:llama-3"
+
+
+def test_a_bare_name_two_usable_providers_offer_is_ambiguous(tmp_path: Path, no_local: None) -> None:
+    s = settings_for(tmp_path, GATEWAY, {"OPENAI_API_KEY": KEY}).settings
+    with pytest.raises(UsageError) as info:
+        resolve(s, "gpt-4o-mini")
+    assert info.value.message == ('model "gpt-4o-mini" is offered by 2 providers: '
+                                  "use -m openai:gpt-4o-mini or -m gw:gpt-4o-mini")
+    assert resolve(s, "gw:gpt-4o-mini").spec == "gw:gpt-4o-mini"  # the explicit forms work
+    assert resolve(s, "openai:gpt-4o-mini").spec == "openai:gpt-4o-mini"
+
+
+def test_a_bare_name_no_offering_provider_can_run(tmp_path: Path, no_local: None) -> None:
+    toml = ('[providers.gw]\ntype = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["gpt-4o-mini"]\n'
+            'headers = { "x-api-key" = "${GW_KEY}" }\n')
+    s = settings_for(tmp_path, toml).settings
+    with pytest.raises(NoProviderError) as info:
+        resolve(s, "gpt-4o-mini")
+    msg = info.value.message
+    assert msg.startswith('model "gpt-4o-mini" is offered by openai, gw, and none can run it now')
+    assert "set OPENAI_API_KEY" in msg and "GW_KEY" in msg
+
+
+def test_an_alias_to_an_unknown_provider_is_named(tmp_path: Path, no_local: None) -> None:
+    toml = '[aliases]\nlab = "mylab:big-model"\nfast = "openai:gpt-4o-mini"\nquick = "fast"\n'
+    loaded = settings_for(tmp_path, toml, {"OPENAI_API_KEY": KEY})
+    with pytest.raises(ConfigError) as info:
+        resolve(loaded.settings, "lab")
+    assert 'alias "lab" points to "mylab:big-model": no provider is named "mylab"' in info.value.message
+    text = config.describe_models(loaded)
+    assert 'lab -> mylab:big-model  - broken: no provider is named "mylab"' in text
+    assert "quick -> fast  (= openai:gpt-4o-mini)" in text
+    assert "fast -> openai:gpt-4o-mini\n" in text
+
+
+# -- a world-readable project .env warns only when it holds a key ---------------------------------------
+
+@pytest.mark.parametrize(("text", "warns"), [
+    ("DEBUG=1\nTOKENIZERS_PARALLELISM=false\nKEYBOARD_LAYOUT=us\nPORT=8000\n", False),  # a project .env
+    ("OPENAI_API_KEY=\nGH_TOKEN=\n", False),  # named like keys, holding none
+    (f"OPENAI_API_KEY={KEY}\n", True),
+    ("GH_TOKEN=ghp_abcdefghijkl\n", True),
+    (f"SOMETHING={KEY}\n", True),  # a key-shaped value under any name
+])
+def test_a_0644_dotenv_warns_only_when_it_holds_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      text: str, warns: bool) -> None:
+    dotenv = write(tmp_path / ".env", text)
+    dotenv.chmod(0o644)
+    settings_for(tmp_path)
+    err = capsys.readouterr().err
+    assert ("accessible to other users" in err) is warns, err
