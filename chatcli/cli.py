@@ -319,6 +319,9 @@ def _build_app() -> "typer.Typer":
     plain_opt = Annotated[bool | None, option("plain", show_default=False)]
     config_opt = Annotated[Path | None, option("config")]
     debug_opt = Annotated[bool, option("debug")]
+    tools_opt = Annotated[list[str] | None, option("tools", show_default=False)]
+    no_tools_opt = Annotated[bool, option("no_tools")]
+    allow_tool_opt = Annotated[list[str] | None, option("allow_tool", show_default=False)]
 
     def version_callback(value: bool) -> None:
         if value:  # reached only when main()'s fast path did not see it (e.g. `chatcli -m x --version`)
@@ -334,8 +337,11 @@ def _build_app() -> "typer.Typer":
              max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
              continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
              plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
+             tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
              version: version_opt = False) -> None:
-        shared = Shared(model, system, max_tokens, temperature, continue_, resume, no_save, plain, config, debug)
+        shared = Shared(model=model, system=system, max_tokens=max_tokens, temperature=temperature,
+                        continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
+                        debug=debug, tools=tools or (), no_tools=no_tools, allow_tool=allow_tool or ())
         _state.debug = _state.debug or debug
         ctx.obj = shared
         if ctx.invoked_subcommand is None:
@@ -353,9 +359,12 @@ def _build_app() -> "typer.Typer":
             model: model_opt = None, system: system_opt = None,
             max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
             continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
-            plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False) -> None:
-        shared = Shared(model, system, max_tokens, temperature, continue_, resume, no_save, plain,
-                        config, debug).over(ctx.obj or Shared())
+            plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
+            tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None) -> None:
+        shared = Shared(model=model, system=system, max_tokens=max_tokens, temperature=temperature,
+                        continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
+                        debug=debug, tools=tools or (), no_tools=no_tools,
+                        allow_tool=allow_tool or ()).over(ctx.obj or Shared())
         raise typer.Exit(_ask(Ask(shared, prompt or [], json_)))
 
     @app.command(help="Configured providers, their models and aliases. Marks the default, says which "

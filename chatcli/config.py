@@ -27,11 +27,14 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from chatcli.errors import ConfigError, NoProviderError, UsageError
 from chatcli.redact import Secret, holds_credential, mask
 from chatcli.settings import ProviderConfig, ProviderType, RenderMode, Settings
+
+if TYPE_CHECKING:
+    from chatcli.tools.servers import ServerConfig
 
 APP = "chatcli"
 
@@ -236,8 +239,10 @@ TOP_KEYS: dict[str, _Kind] = {
     "show_reasoning": BOOL,
     "stdin_timeout": SECONDS,
     "data_dir": NONEMPTY,
+    "max_tool_rounds": POS_INT,
+    "tool_result_limit": POS_INT,
 }
-TABLES = ("providers", "aliases", "context_windows", "prices")
+TABLES = ("providers", "aliases", "context_windows", "prices", "mcp")
 PROVIDER_KEYS: dict[str, _Kind] = {
     "type": PTYPE,
     "base_url": NONEMPTY,
@@ -393,6 +398,9 @@ class Overrides:
     render: RenderMode | None = None
     config: Path | None = None
     debug: bool = False
+    tools: tuple[str, ...] | None = None  # -T: only these MCP servers
+    no_tools: bool = False
+    allow_tools: tuple[str, ...] = ()  # --allow-tool SERVER:TOOL, as typed
 
 
 @dataclass(frozen=True)
@@ -532,6 +540,7 @@ def load(environ: Mapping[str, str], cwd: Path, overrides: Overrides | None = No
         aliases[name] = file.check(NONEMPTY, target, ("aliases",), name)
     windows: dict[str, int] = {}
     prices: dict[str, tuple[float, float]] = {}
+    servers = _mcp_servers(file, tables["mcp"], merged)
     if file is not None:
         windows = {m: file.check(POS_INT, v, ("context_windows",), m) for m, v in tables["context_windows"].items()}
         prices = {m: file.check(PRICE, v, ("prices",), m) for m, v in tables["prices"].items()}
@@ -584,6 +593,12 @@ def load(environ: Mapping[str, str], cwd: Path, overrides: Overrides | None = No
         stdin_timeout=5.0 if stdin_timeout is None else stdin_timeout,
         debug=debug,
         missing_env=missing_env,
+        mcp_servers=servers,
+        tool_servers=overrides.tools,
+        tools_off=overrides.no_tools,
+        allow_tools=_allow_flags(overrides.allow_tools),
+        max_tool_rounds=top.get("max_tool_rounds", 10),
+        tool_result_limit=top.get("tool_result_limit", 64_000),
     )
     if file is not None:
         from chatcli.fsperm import check_private
@@ -592,6 +607,27 @@ def load(environ: Mapping[str, str], cwd: Path, overrides: Overrides | None = No
         # hold literal secrets; `config init` writes the file 0600.
         check_private(path)
     return Loaded(settings=settings, environ=merged, config_exists=exists)
+
+
+def _mcp_servers(file: _File | None, table: Any, environ: Mapping[str, str]) -> dict[str, ServerConfig]:
+    """`[mcp.servers.NAME]` (chatcli/tools/servers.py checks each server's keys)."""
+    if file is None or not table:
+        return {}
+    for key in table:
+        if key != "servers":
+            raise file.unknown(("mcp",), key, ["servers"])
+    from chatcli.tools.servers import parse_servers
+
+    return parse_servers(table.get("servers", {}), source=str(file.path), environ=environ,
+                         line_of=lambda where, key: locate(file.text, where, key))
+
+
+def _allow_flags(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    if not values:
+        return ()
+    from chatcli.tools.grants import parse_allow_flag
+
+    return tuple(parse_allow_flag(v) for v in values)
 
 
 def _parse_int(text: str) -> int:
@@ -887,127 +923,15 @@ def write_example(path: Path, *, force: bool = False) -> None:
         raise UsageError(f"{path} already exists: use --force to overwrite it")
     try:
         ensure_private_dir(path.parent)
-        write_private(path, EXAMPLE_CONFIG)
+        write_private(path, example_config())
     except OSError as exc:
         raise ConfigError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
 
 
-#: The starter file `config init` writes; identical to config.example.toml (a test checks).
-EXAMPLE_CONFIG = """# chatcli configuration.
-#
-# Where this file is read from: `--config PATH`, else $CHATCLI_CONFIG, else
-# <user config dir>/chatcli/config.toml (~/.config/chatcli/config.toml on Linux).
-# `chatcli config path` prints it, `chatcli config show` prints the effective settings.
-#
-# Precedence: command-line flags > CHATCLI_* environment variables > this file > built-in defaults.
-# Every key is optional. An unknown key or a wrong type is an error that names the line.
-#
-# API keys never go in this file. Put them in the environment or in a `.env` file (in the
-# current directory, or next to this file): OPENAI_API_KEY=sk-...  ANTHROPIC_API_KEY=sk-ant-...
-# A real environment variable always wins over a .env file.
+def example_config() -> str:
+    """The starter file `config init` writes: package data, identical to the top-level
+    config.example.toml (tests/test_config.py checks)."""
+    from importlib.resources import files
 
-# The model used when -m/--model and $CHATCLI_MODEL are not given: "provider:model", a bare
-# provider name (its default_model) or an alias from [aliases]. Without it, chatcli picks the
-# first that works of: openai (OPENAI_API_KEY set), anthropic (ANTHROPIC_API_KEY set), local
-# (the `local` extra installed).
-# default_model = "openai:gpt-4o-mini"
+    return files("chatcli").joinpath("config.example.toml").read_text(encoding="utf-8")
 
-# System prompt for every conversation ($CHATCLI_SYSTEM, -s/--system).
-# system = "You are a concise assistant. Answer in plain markdown."
-
-# Longest reply in tokens ($CHATCLI_MAX_TOKENS, --max-tokens). Unset: the provider's default.
-# max_tokens = 2048
-
-# Sampling temperature, 0 to 2 ($CHATCLI_TEMPERATURE, -t/--temperature). Unset: the provider's default.
-# temperature = 0.7
-
-# Save conversations in the history database (default true; --no-save, CHATCLI_NO_SAVE=1).
-# save = true
-
-# Output: "auto" (markdown panel on a terminal, plain text otherwise), "plain" or "markdown"
-# ($CHATCLI_RENDER, --plain / --markdown).
-# render = "auto"
-
-# Show the model's reasoning/thinking text (dimmed, on stderr in plain mode) ($CHATCLI_SHOW_REASONING).
-# show_reasoning = true
-
-# Seconds to wait for the first byte of piped stdin that stays open without sending anything
-# ($CHATCLI_STDIN_TIMEOUT). With a prompt argument chatcli then goes on without stdin; without one
-# it stops with an error. 0 = do not wait at all.
-# stdin_timeout = 5
-
-# Where the history database lives ($CHATCLI_HOME wins). Default: the platform data directory,
-# ~/.local/share/chatcli on Linux.
-# data_dir = "~/.local/share/chatcli"
-
-# Short names for models: `chatcli -m fast`. A target may be "provider:model", a provider or
-# another alias.
-[aliases]
-# fast = "openai:gpt-4o-mini"
-# smart = "anthropic:claude-sonnet-4-5"
-# tiny = "local"
-
-# Providers. Three are built in and need no table: `openai`, `anthropic` and `local`; a table with
-# one of those names changes only the keys it sets. Any other name defines a new provider.
-# Behaviour never depends on the name, only on `type`.
-#
-# Keys of a provider table:
-#   type             "openai" (Chat Completions, also every OpenAI-compatible server),
-#                    "anthropic" (Messages) or "local" (embedded llama.cpp). Required for new names.
-#   base_url         the API root (OpenAI style ends in /v1). For the built-ins, OPENAI_BASE_URL /
-#                    ANTHROPIC_BASE_URL override it.
-#   api_key_env      the environment variable holding the key (built-ins: OPENAI_API_KEY,
-#                    ANTHROPIC_API_KEY). A server with a base_url that needs no key may leave it out.
-#   default_model    the model a bare `-m NAME` uses.
-#   models           model names to list in `chatcli models` and complete in the REPL; a bare
-#                    model name from this list selects this provider.
-#   headers          extra HTTP headers for every request; "${VAR}" in a value is replaced by that
-#                    environment variable, so secrets stay out of this file.
-#   timeout          seconds of silence allowed between two reads of a stream (default 60).
-#   connect_timeout  seconds to establish the connection (default 10).
-#   max_retries      chatcli's own retries before the first token: rate limits, overload, 5xx,
-#                    connection errors (default 3). Waits are shown and Ctrl-C cancels them.
-#   retry_cap        the longest wait accepted, in seconds; a longer retry-after fails at once (default 60).
-#   include_usage    ask OpenAI-style servers for token usage (default true; a few reject it).
-#   model_path       local only: a GGUF file to run instead of the bundled SmolLM2-135M-Instruct.
-#   context_window   the models' context window in tokens (used to leave old turns out of requests).
-
-# [providers.openai]
-# default_model = "gpt-4.1-mini"
-# models = ["gpt-4.1-mini", "gpt-4.1", "gpt-4o", "o4-mini"]
-
-# [providers.anthropic]
-# default_model = "claude-sonnet-4-5"
-# timeout = 120
-
-# [providers.local]
-# model_path = "~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf"
-# context_window = 8192
-
-# An OpenAI-compatible server: Ollama, vLLM, llama.cpp server, LM Studio, OpenRouter...
-# [providers.ollama]
-# type = "openai"
-# base_url = "http://localhost:11434/v1"
-# default_model = "llama3.2"
-# models = ["llama3.2", "qwen2.5-coder:7b"]
-# include_usage = true
-
-# A gateway that wants its own key in a header:
-# [providers.gateway]
-# type = "openai"
-# base_url = "https://gateway.example.com/v1"
-# api_key_env = "GATEWAY_KEY"
-# headers = { "x-api-key" = "${GATEWAY_KEY}", "x-team" = "research" }
-# connect_timeout = 5
-# max_retries = 2
-# retry_cap = 30
-
-# Context windows by model ("model" or "provider:model"), for models chatcli does not know.
-[context_windows]
-# "llama3.2" = 131072
-
-# Prices in dollars per million tokens, [input, output], for `/usage` cost estimates.
-[prices]
-# "gpt-4o-mini" = [0.15, 0.60]
-# "claude-sonnet-4-5" = [3.0, 15.0]
-"""

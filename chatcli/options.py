@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 class Opt:
     """One option. `kind`: "str", "int", "float", "path" (a file, never a directory), "flag"
-    (sets True), or "switch" (an on/off pair: `flags` set True, `off_flags` set False).
+    (sets True), "switch" (an on/off pair: `flags` set True, `off_flags` set False), or "list"
+    (a string option that may be given again; its values are kept in order).
 
     Plain classes here and below, not dataclasses: this module runs first on the fast paths, and
     a dataclass costs ~0.5-1 ms to create (its methods are generated and compiled at import)."""
@@ -58,6 +59,11 @@ class Opt:
     def takes_value(self) -> bool:
         return self.kind not in ("flag", "switch")
 
+    @property
+    def default(self) -> object:
+        """The value when the option is not given."""
+        return False if self.kind == "flag" else () if self.kind == "list" else None
+
 
 #: The options of both `chatcli` and `chatcli ask` (given before `ask`, they apply to it too).
 OPTIONS: tuple[Opt, ...] = (
@@ -75,6 +81,11 @@ OPTIONS: tuple[Opt, ...] = (
         off_flags=("--markdown",)),
     Opt("config", ("--config",), "path", "Config file to use.", metavar="PATH"),
     Opt("debug", ("--debug",), "flag", "Show tracebacks (secrets still redacted)."),
+    Opt("tools", ("-T", "--tools"), "list", "Offer only these MCP servers' tools (NAME[,NAME], repeatable).",
+        metavar="NAME"),
+    Opt("no_tools", ("--no-tools",), "flag", "Offer no tools."),
+    Opt("allow_tool", ("--allow-tool",), "list",
+        "Let SERVER's TOOL run without asking (repeatable).", metavar="SERVER:TOOL"),
 )
 
 #: `chatcli ask` only.
@@ -85,51 +96,59 @@ BY_DEST = {opt.dest: opt for opt in (*OPTIONS, JSON)}
 
 
 class Shared:
-    """The values of `OPTIONS` (None / False: not given)."""
+    """The values of `OPTIONS` (None / False / (): not given), one attribute per option's `dest`.
 
-    def __init__(self, model: str | None = None, system: str | None = None,
-                 max_tokens: int | None = None, temperature: float | None = None,
-                 continue_: bool = False, resume: str | None = None, no_save: bool = False,
-                 plain: bool | None = None, config: Path | None = None, debug: bool = False) -> None:
-        self.model = model
-        self.system = system
-        self.max_tokens = max_tokens
-        self.temperature = temperature
-        self.continue_ = continue_
-        self.resume = resume
-        self.no_save = no_save
-        self.plain = plain  # True --plain, False --markdown
-        self.config = config
-        self.debug = debug
+    Built from the table, so a new shared option needs no edit here."""
+
+    model: str | None
+    system: str | None
+    max_tokens: int | None
+    temperature: float | None
+    continue_: bool
+    resume: str | None
+    no_save: bool
+    plain: bool | None  # True --plain, False --markdown
+    config: Path | None
+    debug: bool
+    tools: tuple[str, ...]
+    no_tools: bool
+    allow_tool: tuple[str, ...]
+
+    def __init__(self, **values: object) -> None:
+        for opt in OPTIONS:
+            value = values.pop(opt.dest, opt.default)
+            setattr(self, opt.dest, tuple(value) if opt.kind == "list" else value)  # type: ignore[arg-type]
+        if values:
+            raise TypeError(f"unknown options: {', '.join(sorted(values))}")
 
     def over(self, base: Shared) -> Shared:
         """These options, falling back to `base` (the ones given before the subcommand)."""
-        return Shared(
-            model=self.model if self.model is not None else base.model,
-            system=self.system if self.system is not None else base.system,
-            max_tokens=self.max_tokens if self.max_tokens is not None else base.max_tokens,
-            temperature=self.temperature if self.temperature is not None else base.temperature,
-            continue_=self.continue_ or base.continue_,
-            resume=self.resume if self.resume is not None else base.resume,
-            no_save=self.no_save or base.no_save,
-            plain=self.plain if self.plain is not None else base.plain,
-            config=self.config if self.config is not None else base.config,
-            debug=self.debug or base.debug,
-        )
+        merged: dict[str, object] = {}
+        for opt in OPTIONS:
+            mine, theirs = getattr(self, opt.dest), getattr(base, opt.dest)
+            if opt.kind == "flag":
+                merged[opt.dest] = mine or theirs
+            elif opt.kind == "list":
+                merged[opt.dest] = (*theirs, *mine)
+            else:
+                merged[opt.dest] = mine if mine is not None else theirs
+        return Shared(**merged)
 
     def overrides(self) -> Overrides:
         from chatcli.config import Overrides
 
         render: RenderMode | None = None if self.plain is None else ("plain" if self.plain else "markdown")
+        tools = tuple(n.strip() for v in self.tools for n in v.split(",") if n.strip()) if self.tools else None
         return Overrides(model=self.model, system=self.system, max_tokens=self.max_tokens,
                          temperature=self.temperature, no_save=self.no_save, render=render,
-                         config=self.config, debug=self.debug)
+                         config=self.config, debug=self.debug, tools=tools, no_tools=self.no_tools,
+                         allow_tools=self.allow_tool)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Shared) and vars(self) == vars(other)
 
     def __repr__(self) -> str:
-        return f"Shared({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if v not in (None, False))})"
+        return f"Shared({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if v not in (None, False, ()))})"
 
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
@@ -224,16 +243,19 @@ class _Reader:
             value = _convert(opt, raw)
             if value is None:
                 return None
+            if opt.kind == "list":
+                previous = self.values.get(opt.dest, ())
+                value = (*previous, value) if isinstance(previous, tuple) else (value,)
             self.values[opt.dest] = value
         kwargs = {k: v for k, v in self.values.items() if k != "json_"}
-        self.shared = Shared(**kwargs)  # type: ignore[arg-type]
+        self.shared = Shared(**kwargs)
         return positionals
 
 
 def _convert(opt: Opt, raw: str) -> object | None:
     if raw.startswith("-") or not raw:
         return None  # a value like an option, or empty: Click's reading is not obvious
-    if opt.kind == "str":
+    if opt.kind in ("str", "list"):
         return raw
     if opt.kind == "int":
         if not _INT.fullmatch(raw):

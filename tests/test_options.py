@@ -44,15 +44,16 @@ def params_of(command: Any) -> dict[str, Any]:
     return {p.name: p for p in command.params if p.name not in ("help", "version")}
 
 
-KIND_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "path": Path, "flag": bool, "switch": bool}
+KIND_TYPES: dict[str, object] = {"str": str, "int": int, "float": float, "path": Path, "flag": bool, "switch": bool,
+                                 "list": list[str]}
 
 
 def check_matches(opt: Opt, param: Any) -> None:
     assert (tuple(param.opts), tuple(param.secondary_opts)) == (opt.flags, opt.off_flags), opt.dest
     assert param.is_flag == (not opt.takes_value), opt.dest
-    assert param.type_descriptor.annotation is KIND_TYPES[opt.kind], opt.dest
+    assert param.type_descriptor.annotation == KIND_TYPES[opt.kind], opt.dest
     assert (param.min, param.max) == (opt.min, opt.max), opt.dest
-    assert param.nargs == 1 and not param.multiple and not param.count, opt.dest
+    assert param.nargs == 1 and param.multiple == (opt.kind == "list") and not param.count, opt.dest
     assert param.envvar is None and param.callback is None, opt.dest  # the fast reader reads neither
     if opt.kind == "path":
         assert param.type_descriptor.parameter_info.dir_okay is False
@@ -91,6 +92,9 @@ HAND_PICKED: list[list[str]] = [
     ["--config", "c.toml", "ask", "hi"], ["ask", "--debug", "hi"], ["--debug", "ask", "hi"], ["ask", "-h"],
     ["--help"], ["models"], ["config", "path"], ["hello"], ["ask", "--json=1", "hi"], ["ask", "--no-save=x"],
     ["ask", "ask"], ["ask", "-c", "-c"], ["ask", "héllo", "wörld"], ["-t", "1", "ask", "-t", "0.5", "hi"],
+    ["-T", "time", "ask", "hi"], ["ask", "-T", "time,files", "-T", "web", "hi"], ["ask", "--no-tools", "hi"],
+    ["--allow-tool", "time:get_current_time", "ask", "--allow-tool", "files:read_file", "q"],
+    ["-T", "a", "ask", "-T", "b", "q"], ["ask", "--tools=time", "q"], ["ask", "-T"], ["-T", "x"],
 ]
 
 VALUES = ["gpt-4o", "anthropic:claude", "a b", "", "-x", "--json", "0", "1", "7", "2", "2.0", "1.5", ".5",
