@@ -203,11 +203,16 @@ def _load_path(spec: str) -> Attachment:
         raise InputError(f"cannot attach {spec}: permission denied") from None
     except OSError as exc:
         raise InputError(f"cannot attach {spec}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise InputError(f"cannot attach {spec}: cannot read it ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        os.close(fd)
+        raise InputError(f"cannot attach {spec}: it is a directory (attach its files one by one)")
     with open(fd, "rb", buffering=0, closefd=True) as raw:
         try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise InputError(f"cannot attach {spec}: it is a directory (attach its files one by one)")
             if not stat.S_ISREG(st.st_mode):  # a FIFO, /dev/stdin, a process substitution
                 with open(fd, "rb", closefd=False) as buffered:
                     return _from_bytes(_read_stream(buffered, _MAX_STREAM), source=spec, name=name)
@@ -216,8 +221,6 @@ def _load_path(spec: str) -> Attachment:
             _check_size(spec, st.st_size, sniff(head))
             raw.seek(0)
             data = raw.readall()  # one buffer sized from fstat; the only copy of the bytes
-        except IsADirectoryError:
-            raise InputError(f"cannot attach {spec}: it is a directory (attach its files one by one)") from None
         except OSError as exc:
             raise InputError(f"cannot attach {spec}: cannot read it ({exc.strerror or exc})") from None
     return _from_bytes(data, source=spec, name=name)
