@@ -194,7 +194,7 @@ def _load_path(spec: str) -> Attachment:
     path = os.path.expanduser(spec)  # `/attach ~/x.png` reaches us unexpanded: no shell in between
     name = os.path.basename(path.rstrip(os.sep)) or path
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     except (FileNotFoundError, NotADirectoryError):
         raise InputError(f"cannot attach {spec}: no such file") from None
     except IsADirectoryError:  # Windows; on POSIX a directory opens and fstat tells
@@ -305,7 +305,7 @@ def refuse_unsupported(attachments: Iterable[Attachment], *, model_label: str, v
         if att.kind != "text":
             what = "images" if att.kind == "image" else "PDFs"
             raise InputError(f"cannot attach {att.source}: {model_label} does not accept {what} "
-                             "(text files can be attached; pick another model with -m)")
+                             "(text files it does; choose a model that takes images and PDFs)")
 
 
 # -- building the message --------------------------------------------------------------------------------
