@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatcli import gcpause
 from chatcli import stdin as stdinmod
+from chatcli.env import Environment
 from chatcli.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from chatcli.events import Finish
     from chatcli.render.base import ReplyView
     from chatcli.session import Session
+    from chatcli.tools.host import McpHost
 
 
 def exit_code(finish: Finish, text: str) -> ExitCode:
@@ -39,6 +41,8 @@ def exit_code(finish: Finish, text: str) -> ExitCode:
         return ExitCode.OK
     if finish.reason == "interrupted":
         return ExitCode.INTERRUPTED
+    if finish.reason == "tool_calls":
+        return ExitCode.PARTIAL  # the reply ended with calls that did not run: text or not, incomplete
     return ExitCode.PARTIAL if text else ExitCode.FAILED
 
 
@@ -50,6 +54,26 @@ def _warm(provider: Any) -> None:
 
 def run(app: App, prompt: Sequence[str], *, as_json: bool = False, resume: str | None = None,
         continue_: bool = False) -> int:
+    try:
+        return _run(app, prompt, as_json=as_json, resume=resume, continue_=continue_)
+    finally:
+        app.close_tools()  # every MCP server ends with chatcli (stdin closed, SIGTERM, kill)
+
+
+def _interactive(env: Environment) -> bool:
+    """A person can answer the approval question: a terminal on stdin or stderr and /dev/tty."""
+    if not (env.stdin_isatty or env.stderr_isatty):
+        return False
+    import os
+
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
+def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, continue_: bool) -> int:
     env = app.env
     argument = " ".join(prompt) if prompt else None
     conversation = app.load_conversation(resume=resume, continue_=continue_)
@@ -65,7 +89,8 @@ def run(app: App, prompt: Sequence[str], *, as_json: bool = False, resume: str |
     gcpause.resume()  # the SDK is in: see chatcli/gcpause.py
     text = stdinmod.compose(argument, piped)
     recorder = app.recorder(conversation)
-    session = app.session(resolved, provider, conversation=conversation, recorder=recorder)
+    tools = app.tool_host(interactive=_interactive(env))
+    session = app.session(resolved, provider, conversation=conversation, recorder=recorder, tools=tools)
 
     from chatcli.turn import run_turn
 
@@ -81,11 +106,17 @@ def run(app: App, prompt: Sequence[str], *, as_json: bool = False, resume: str |
         from chatcli.termenc import json_for  # exact on a non-UTF-8 stdout too
 
         env.stdout.write(json_for(env.stdout, to_json(session, finish, resolved.provider.name,
-                                                      recorder.conversation_id if recorder else None) + "\n"))
+                                                      recorder.conversation_id if recorder else None,
+                                                      tools=tools) + "\n"))
         env.stdout.flush()
         return exit_code(finish, reply.content if reply else "")
 
-    view = app.view(label=resolved.spec)
+    if tools is not None and app.view_mode() == "markdown":
+        from chatcli.render.rounds import RoundsView
+
+        view: ReplyView = RoundsView(lambda: app.view(label=resolved.spec), env.stderr, color=not env.no_color)
+    else:
+        view = app.view(label=resolved.spec)
     finish = run_turn(session.send(text), view)
     reply = session.last_reply
     return exit_code(finish, reply.content if reply else "")
@@ -96,7 +127,8 @@ def run(app: App, prompt: Sequence[str], *, as_json: bool = False, resume: str |
 _UNSAFE_IN_JSON = re.compile("[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def to_json(session: Session, finish: Finish, provider: str, conversation_id: str | None) -> str:
+def to_json(session: Session, finish: Finish, provider: str, conversation_id: str | None, *,
+            tools: McpHost | None = None) -> str:
     reply = session.last_reply
     usage = None
     if reply is not None and (reply.input_tokens is not None or reply.output_tokens is not None):
@@ -108,6 +140,7 @@ def to_json(session: Session, finish: Finish, provider: str, conversation_id: st
         "provider": provider,
         "usage": usage,
         "conversation_id": conversation_id,
+        **({"tool_calls": [vars(r) for r in tools.records]} if tools is not None else {}),
     }
     # json.dumps escapes C0 controls (ESC included) itself; ensure_ascii=False keeps text readable.
     raw = json.dumps(payload, ensure_ascii=False)
