@@ -488,11 +488,45 @@ def _build_app() -> "typer.Typer":
         with app_.history_store() as store:
             history.search_cmd(store, text, app_.env.stdout, limit=limit)
 
+    tools_app = Typer(help="MCP servers: their state and tools; run one tool with no model.",
+                      no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(tools_app, name="tools")
+
+    @tools_app.command("list", help="Each MCP server's state and tools (starts them to ask).")
+    @_pipe_safe
+    def tools_list(ctx: typer.Context, config: config_opt = None) -> None:
+        from chatcli.tools import report
+
+        app_ = _make_app(Shared(config=config).over(_root(ctx)))
+        try:
+            code = report.list_cmd(app_.tool_runtime(), app_.env.stdout)
+        finally:
+            app_.close_tools()
+        raise typer.Exit(code)
+
+    @tools_app.command("call", help="Run one tool with JSON arguments, no model involved.")
+    @_pipe_safe
+    def tools_call(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")],
+                   tool: Annotated[str, typer.Argument(metavar="TOOL")],
+                   arguments: Annotated[str, typer.Argument(metavar="JSON")] = "{}",
+                   config: config_opt = None) -> None:
+        from chatcli.tools import report
+
+        app_ = _make_app(Shared(config=config).over(_root(ctx)))
+        try:
+            code = report.call_cmd(app_.tool_runtime(), name, tool, arguments, app_.env.stdout, app_.env.stderr)
+        finally:
+            app_.close_tools()
+        raise typer.Exit(code)
+
     return app
 
 
 #: Help for the positional arguments the history commands share (keyed by metavar).
 _ARGUMENT_HELP = {
+    "NAME": "An MCP server's name ([mcp.servers.NAME] in the config).",
+    "TOOL": "The tool's name on that server (chatcli tools list shows them).",
+    "JSON": 'The arguments as one JSON object, e.g. \'{"timezone": "Asia/Tokyo"}\'.',
     "ID": "A conversation id, or a unique prefix of one (chatcli history list shows them).",
     "TEXT": "What to look for in saved messages.",
 }
