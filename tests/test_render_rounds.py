@@ -10,6 +10,8 @@ from chatcli.events import (
     Notice,
     SessionEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
     ToolCallPart,
     ToolFinished,
     ToolResultPart,
@@ -22,6 +24,10 @@ from tests.fakes import TTY
 CALL = ToolCallPart("c1", "time__get_current_time", '{"timezone": "Asia/Tokyo"}')
 EVENTS: list[SessionEvent] = [
     TextDelta("Let me look."),
+    ToolCallDelta(0, "time__get_current_time", ""),
+    ToolCallDelta(0, None, '{"timezone":'),
+    ToolCallDelta(0, None, ' "Asia/Tokyo"}'),
+    ToolCall(CALL),
     ToolStarted(CALL, "time", "get_current_time"),
     ToolFinished(CALL, "time", "get_current_time", ToolResultPart("c1", "15:00"), 0.2),
     Notice("starting other…"),
@@ -56,6 +62,7 @@ def test_a_view_per_round_and_tool_lines_between_them() -> None:
     view.close()
     assert log == [(0, "TextDelta"), (0, "close"), (1, "TextDelta"), (1, "Finish"), (1, "close")]
     assert err.getvalue().splitlines() == [
+        '… time__get_current_time {"timezone":"Asia/Tokyo"}',
         '⚙ time.get_current_time {"timezone":"Asia/Tokyo"}', "↳ ok · 0.20 s · 1 line, 5 chars", "  15:00",
         "starting other…"]
 

@@ -14,10 +14,10 @@ import contextlib
 from collections.abc import Callable
 from typing import TextIO
 
-from chatcli.events import Notice, SessionEvent, ToolFinished, ToolStarted
+from chatcli.events import Notice, SessionEvent, ToolCall, ToolCallDelta, ToolFinished, ToolStarted
 from chatcli.render.base import ReplyView
 from chatcli.render.sanitize import sanitize_line
-from chatcli.render.toolcalls import call_line, result_summary
+from chatcli.render.toolcalls import CALL_LINE_ARGS, call_line, result_summary
 
 _DIM, _RESET = "\x1b[2m", "\x1b[0m"
 
@@ -32,10 +32,17 @@ class RoundsView:
         self._color = color
         self._view: ReplyView | None = make()
         self._closed = False
+        self._shown: int | None = None  # characters of a streaming call's arguments shown so far
 
     def feed(self, event: SessionEvent) -> None:
         if self._closed:
             return
+        if isinstance(event, ToolCallDelta):
+            self._stream_call(event)
+            return
+        self._end_call_line()
+        if isinstance(event, ToolCall):
+            return  # already on screen as it streamed
         if isinstance(event, ToolStarted):
             self._end_round()
             self._line(call_line(event.server, event.tool, event.call.arguments))
@@ -54,7 +61,35 @@ class RoundsView:
         if self._closed:
             return
         self._closed = True
+        self._end_call_line()
         self._end_round()
+
+    def _stream_call(self, event: ToolCallDelta) -> None:
+        """The model's call as it arrives: its name at once, then its arguments, compact, on one
+        line of stderr (cut at the call line's width)."""
+        if event.name is not None:
+            self._end_call_line()
+            self._end_round()
+            self._write(f"{_DIM if self._color else ''}… {sanitize_line(event.name)} ")
+            self._shown = 0
+        if self._shown is None or not event.arguments:
+            return
+        room = CALL_LINE_ARGS - self._shown
+        if room <= 0:
+            return
+        text = " ".join(sanitize_line(event.arguments).split())
+        self._write(text[:room] + ("…" if len(text) > room else ""))
+        self._shown += len(text)
+
+    def _end_call_line(self) -> None:
+        if self._shown is not None:
+            self._shown = None
+            self._write(f"{_RESET if self._color else ''}\n")
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._err.write(text)
+            self._err.flush()
 
     def _end_round(self) -> None:
         view, self._view = self._view, None
