@@ -9,8 +9,10 @@ Invariants:
 * rows are overwritten in place and cleared to end of line (EL) -- never erase-then-draw; only rows
   left over below the new region are erased (ED);
 * new rows are reached with CR LF (LF scrolls), never with CUD (which stops at the bottom row);
-* after a frame the cursor rests at the end of the last live row, or at the start of an empty line
-  when there is no live region.
+* after a frame the cursor rests at the START of the last live row (or of an empty line when there
+  is no live region), never at the right margin: a `^C` the tty echoes there (ECHOCTL) would wrap
+  onto a new row and push the region one row down, so the next frame would land one row low and
+  leave a duplicated row. At column 0 the echo only overwrites two cells the next frame repaints.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class RowPainter:
                 buf.append((EL + NL).join(live[first:]) + EL)
                 if len(live) < n:
                     buf.append(ED)
+        if live:
+            buf.append("\r")  # after ED: at column 0 it would erase the last row (see the invariants)
         self.prev = list(live)
         self.prev_plain = list(live_plain) if live_plain is not None else list(live)
         self._emit(BSU + prefix + "".join(buf) + ESU)
