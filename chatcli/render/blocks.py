@@ -37,7 +37,7 @@ import io
 import itertools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
@@ -113,6 +113,13 @@ class TokenMarkdown(Markdown):
         self.inline_code_lexer = None
         self.inline_code_theme = code_theme
 
+    def _flatten_tokens(self, tokens: Iterable[Token]) -> Iterable[Token]:
+        # A single line break inside a paragraph (or a list item) is the model's own line break:
+        # chat interfaces keep it, CommonMark joins it with a space (`first\nsecond` -> one line).
+        # Only inline content has soft breaks, so tables, code and block structure are untouched.
+        for token in super()._flatten_tokens(tokens):
+            yield _HARDBREAK if token.type == "softbreak" else token
+
 
 class RowRenderer:
     """Renders Rich renderables at a fixed content width into ANSI rows, with optional side borders."""
@@ -180,6 +187,7 @@ class RowRenderer:
         return self.render(TokenMarkdown(tokens, self.code_theme))
 
 
+_HARDBREAK = Token("hardbreak", "br", 0)
 #: Renders nothing; leaves Rich's `new_line` state True (see `RowRenderer.markdown`).
 _NEW_LINE_SETTER = Token("html_block", "", 0, content="")
 

@@ -80,6 +80,8 @@ def fit_words(text: str, width: int, sep: str = " · ") -> str:
         parts.pop()
         if cell_len(sep.join(parts) + " …") <= width:
             return sep.join(parts) + " …"
+    if cell_len(parts[0]) <= width:
+        return parts[0]  # the finish reason alone, without room for the marker
     words = parts[0].split(" ")
     while len(words) > 1:
         words.pop()
