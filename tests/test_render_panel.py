@@ -148,14 +148,14 @@ def test_huge_paragraph_is_rebased_and_exact() -> None:
     del renders
 
 
-def test_live_region_stays_within_half_the_screen() -> None:
+def test_live_region_stays_within_a_third_of_the_screen() -> None:
     text = CASES["fence_taller"] + CASES["table_taller"] + LONG_PARA
     out = io.StringIO()
     view = PanelView(out, io.StringIO(), size=lambda: (COLS, ROWS), threaded=False,
                      clock=ticking_clock(0.01), color_system=None)
     for c in chunkings(text)["random"]:
         view.feed(TextDelta(c))
-        assert len(view._painter.prev) <= ROWS // 2
+        assert len(view._painter.prev) <= ROWS // 3
     view.close()
 
 

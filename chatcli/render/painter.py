@@ -112,7 +112,8 @@ class RowPainter:
         """After a width change: erase the old region as the terminal now shows it (§5.7).
 
         A reflowing terminal re-wrapped each old row into ceil(width / new_cols) rows; the old region
-        is at most half the screen, so even doubled it is still on screen and can be erased.
+        is at most a third of the screen (panel.py), so even doubled it is still on screen and can
+        be erased when the screen loses rows in the same resize (120x40 -> 80x30).
         """
         n = len(self.prev)
         if not n:

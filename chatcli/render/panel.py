@@ -383,7 +383,10 @@ class PanelView:
             self._setup(cols)
         r, engine = self._renderer, self._engine
         assert r is not None and engine is not None
-        live_rows = max(2, rows // 2)
+        # A third of the screen, not half: a reflowing terminal doubles the region's rows when the
+        # width halves, and a resize that also takes rows away (120x40 -> 80x30) pushed the top of a
+        # half-screen region into scrollback, where no erase reaches (a second, partial copy).
+        live_rows = max(2, rows // 3)
         text = "".join(self._pending)
         rtext = "".join(self._rpending)
         self._pending.clear()

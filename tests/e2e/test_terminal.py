@@ -5,7 +5,12 @@ the first token, and the wording of `chatcli ask` warnings on a terminal.
 
 from __future__ import annotations
 
+import collections
+import os
 import re
+import shlex
+import shutil
+import subprocess
 import termios
 import time
 from collections.abc import Iterator
@@ -15,7 +20,7 @@ import pexpect
 import pyte
 import pytest
 
-from tests.e2e.helpers import OPENAI_MODEL, Pty, assert_terminal_sane, chat_env
+from tests.e2e.helpers import CHATCLI, OPENAI_MODEL, Pty, assert_terminal_sane, chat_env
 from tests.sse_server import Reply, Sleep, SSEServer, openai_chunks
 
 PROMPT = b"\x1b[?2004h"
@@ -178,3 +183,47 @@ def test_term_dumb_chat_reads_plain_lines_without_escapes(server: SSEServer, tmp
     assert code == 0, pty.transcript
     assert b"\x1b" not in pty.transcript, pty.transcript
     assert re.search(rb"\[stop", pty.transcript), pty.transcript
+
+
+def _tmux(sock: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", *args], capture_output=True, text=True,
+                          check=False).stdout
+
+
+def test_resize_narrower_then_wider_while_a_table_streams_leaves_one_copy(server: SSEServer,
+                                                                          tmp_path: Path) -> None:
+    """Issue 16 item 5, in tmux (a terminal that re-wraps lines on resize, as most do): 120x40 ->
+    80x30 at 2 s, back at 5 s, while an 80-row table streams, on a screen already full of earlier
+    output. The scrollback must hold every table row exactly once."""
+    assert shutil.which("tmux"), "tmux is needed for the reflow test"
+    rows = ["Here is the table:\n\n", "| n | square | description |\n", "|---|---|---|\n"]
+    rows += [f"| {i} | {i * i} | row number {i} of the long table with some words |\n" for i in range(80)]
+    server.add(Reply.sse(openai_chunks([*rows, "\nDone.\n"]), delay=0.08))
+    env = chat_env(tmp_path, server=server)
+    script = tmp_path / "run.sh"
+    script.write_text("seq 100\n" + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+                      + f" {shlex.quote(CHATCLI)} ask -m {OPENAI_MODEL} hi\necho EXITED\nsleep 60\n")
+    sock = f"chatcli-test-{os.getpid()}"
+    _tmux(sock, "new-session", "-d", "-x", "120", "-y", "40", f"env -i sh {shlex.quote(str(script))}")
+    try:
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.requests, "the request never arrived"
+        t0 = time.monotonic()
+        for at, size in ((2.0, ("80", "30")), (5.0, ("120", "40"))):
+            time.sleep(max(0.0, at - (time.monotonic() - t0)))
+            _tmux(sock, "resize-window", "-x", size[0], "-y", size[1])
+        out = ""
+        for _ in range(150):
+            out = _tmux(sock, "capture-pane", "-p", "-J", "-S", "-")
+            if "EXITED" in out:
+                break
+            time.sleep(0.2)
+    finally:
+        _tmux(sock, "kill-server")
+    assert "EXITED" in out, out[-2000:]
+    seen = collections.Counter(m.group(1) for line in out.splitlines()
+                               for m in [re.search(r"│\s+(\d+)\s+\d+\s+row number", line)] if m)
+    assert sorted(seen, key=int) == [str(i) for i in range(80)], out
+    assert {k: v for k, v in seen.items() if v > 1} == {}, out
