@@ -116,6 +116,9 @@ CASES = {
     "no_trailing_newline": "para one\n\npara **two",
     "line_breaks": "first\nsecond\nthird\n\n- item\n  next line\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nend\n",
     "tall_para_of_lines": "Lines\n" + "".join(f"line {j} " + "w " * (j % 30) + "\n" for j in range(120)) + "\nx\n",
+    "fence_long_indented_lines": "```python\n" + "".join(
+        f"def f{i}(x):\n    return call_{i}(" + ", ".join(f"argument_{j}" for j in range(12)) + ")\n"
+        for i in range(12)) + "```\nafter\n",
     "para_then_tall_para": "short para\n\n" + "Long " + " ".join(f"L{j}" for j in range(300)) + "\n\nx\n",
 }
 
@@ -521,3 +524,14 @@ def test_warnings_in_ask_name_what_works_from_the_shell() -> None:
     view.feed(Finish("length"))
     view.close()
     assert "`chatcli -c`, then /continue" in err.getvalue()
+
+
+def test_wrapped_code_lines_keep_their_indentation() -> None:
+    code = "```python\ndef f(x):\n        return some_function_name(argument_one, argument_two, argument_three)\n```\n"
+    r = RowRenderer(content_width(40), color_system=None)
+    rows = [row[2:-2] for row in render_rows(code, r)[1]]
+    start = next(i for i, row in enumerate(rows) if row.strip().startswith("return"))
+    continuation = [row for row in rows[start + 1:] if row.strip()]
+    assert len(continuation) >= 2, rows
+    for row in continuation:
+        assert row.startswith(" " * 9) and row[9] != " ", rows  # padding 1 + the line's 8-space indent
