@@ -42,13 +42,13 @@ from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from rich._wrap import divide_line
 from rich.cells import cell_len
 from rich.color import ColorSystem
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markdown import CodeBlock, Markdown, MarkdownElement
 from rich.segment import Segment
 from rich.style import Style
-from rich._wrap import divide_line
 from rich.syntax import Syntax, SyntaxTheme
 from rich.text import Text
 

@@ -11,7 +11,6 @@ from typing import Literal
 from chatcli.events import Finish, Usage
 from chatcli.render.sanitize import sanitize_line
 
-
 #: Where a reply is shown: the chat's commands (`/continue`) only exist in "chat"; from the
 #: shell ("ask") the way back into a conversation is `chatcli -c`, then `/continue`.
 Where = Literal["chat", "ask"]

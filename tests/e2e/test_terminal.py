@@ -173,6 +173,7 @@ def test_term_dumb_chat_reads_plain_lines_without_escapes(server: SSEServer, tmp
     pty = Pty(["-m", OPENAI_MODEL], env, rows=ROWS, cols=COLS)
     try:
         pty.expect(b"> ")
+        assert b"\x1b" not in pty.transcript, pty.transcript  # fail fast: escapes around the prompt
         pty.send(b"question\r")
         pty.expect(b"dumb answer")
         pty.expect(b"> ")
