@@ -535,3 +535,13 @@ def test_wrapped_code_lines_keep_their_indentation() -> None:
     assert len(continuation) >= 2, rows
     for row in continuation:
         assert row.startswith(" " * 9) and row[9] != " ", rows  # padding 1 + the line's 8-space indent
+
+
+def test_a_request_that_fails_before_any_text_leaves_no_empty_panel() -> None:
+    """A `ProviderError` before the first token propagates out of `run_turn`: the view is closed
+    without a `Finish`, and the error line printed after it must not sit under an empty panel."""
+    out = io.StringIO()
+    view = PanelView(out, io.StringIO(), size=lambda: (COLS, ROWS), label="fake:model", threaded=True,
+                     color_system=None)
+    view.close()
+    assert out.getvalue() == "", out.getvalue()
