@@ -236,9 +236,12 @@ class App:
             return "markdown"
         return "plain"
 
-    def view(self, *, label: str | None = None, mode: ViewMode | None = None) -> ReplyView:
+    def view(self, *, label: str | None = None, mode: ViewMode | None = None, chat: bool = False) -> ReplyView:
+        """A view for one reply; `chat`: shown in the interactive chat (its warnings may name chat
+        commands), else in `chatcli ask` (they name what works from the shell)."""
         from chatcli.render import open_view
 
         return open_view(out=self.env.stdout, err=self.env.stderr, mode=mode or self.view_mode(),
                          label=label or "", show_reasoning=self.settings.show_reasoning,
-                         no_color=self.env.no_color)
+                         no_color=self.env.no_color, where="chat" if chat else "ask",
+                         dumb=self.env.dumb_terminal)

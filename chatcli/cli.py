@@ -666,7 +666,7 @@ def _repl(shared: "Shared") -> int:
         start,
         label=f"{resolved.provider.name}:{resolved.model}",
         settings=app.settings,
-        open_view=lambda s: app.view(label=f"{s.provider.name}:{s.model}"),
+        open_view=lambda s: app.view(label=f"{s.provider.name}:{s.model}", chat=True),
         resolve_model=resolve_model,
         store=app.store() if store_now else None,
         open_store=app.store if app.settings.save and not store_now else None,

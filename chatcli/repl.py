@@ -148,6 +148,7 @@ def run_repl(
 
         env = Environment.from_process()
     opened: list[IO[str]] = []
+    given_io = input is not None and output is not None
     try:
         if input is None or output is None:
             terminal = _terminal(env)
@@ -176,8 +177,14 @@ def run_repl(
 
         if history_path is None and settings.data_dir is not None:
             history_path = Path(settings.data_dir) / HISTORY_FILE
-        repl = Repl(make_state if callable(session) else make_state(), open_view, label=label,
-                    input=input, output=output, history=_open_history(history_path, say), open_store=open_store)
+        if env.dumb_terminal and not given_io and env.stdin is not None and env.stdin_isatty:
+            # TERM=dumb (Emacs shell and friends): no escape sequence at all, so no prompt-toolkit.
+            repl: Repl = _LineRepl(make_state if callable(session) else make_state(), open_view,
+                                   env=env, open_store=open_store, label=label)
+        else:
+            repl = Repl(make_state if callable(session) else make_state(), open_view, label=label,
+                        input=input, output=output, history=_open_history(history_path, say),
+                        open_store=open_store)
         return repl.run(first_message)
     finally:
         for handle in opened:
@@ -630,6 +637,33 @@ class _HeadlessRepl(Repl):
 
     def __init__(self, state: ReplState, open_view: ViewFactory, open_store: StoreOpener | None) -> None:
         self._setup(state, open_view, open_store, label="")
+
+
+class _LineReader:
+    """The prompt of a dumb terminal: `> ` and a line read from stdin, nothing else written."""
+
+    def __init__(self, env: Environment) -> None:
+        assert env.stdin is not None
+        self._in = env.stdin
+        self._err = env.stderr
+
+    def prompt(self, pre_run: Callable[[], None] | None = None) -> str:
+        self._err.write("> ")
+        self._err.flush()
+        line = self._in.readline()
+        if not line:
+            self._err.write("\n")
+            raise EOFError
+        return line.rstrip("\n")
+
+
+class _LineRepl(Repl):
+    """The loop on a plain line reader (`TERM=dumb`): no toolbar, no completion, no escapes."""
+
+    def __init__(self, state: ReplState | Callable[[], ReplState], open_view: ViewFactory, *,
+                 env: Environment, open_store: StoreOpener | None, label: str) -> None:
+        self._setup(state, open_view, open_store, label)
+        self.prompt_session = _LineReader(env)  # type: ignore[assignment]
 
 
 # -- prompt-toolkit objects ------------------------------------------------------------------------

@@ -114,6 +114,11 @@ CASES = {
     "image": "para\n\n![alt text](https://evil.example/p.png?d=SECRET)\n\nafter\n",
     "quote_hr": "> quoted\n> more\n\n---\n# Heading\ntext\n",
     "no_trailing_newline": "para one\n\npara **two",
+    "line_breaks": "first\nsecond\nthird\n\n- item\n  next line\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nend\n",
+    "tall_para_of_lines": "Lines\n" + "".join(f"line {j} " + "w " * (j % 30) + "\n" for j in range(120)) + "\nx\n",
+    "fence_long_indented_lines": "```python\n" + "".join(
+        f"def f{i}(x):\n    return call_{i}(" + ", ".join(f"argument_{j}" for j in range(12)) + ")\n"
+        for i in range(12)) + "```\nafter\n",
     "para_then_tall_para": "short para\n\n" + "Long " + " ".join(f"L{j}" for j in range(300)) + "\n\nx\n",
 }
 
@@ -146,14 +151,14 @@ def test_huge_paragraph_is_rebased_and_exact() -> None:
     del renders
 
 
-def test_live_region_stays_within_half_the_screen() -> None:
+def test_live_region_stays_within_a_third_of_the_screen() -> None:
     text = CASES["fence_taller"] + CASES["table_taller"] + LONG_PARA
     out = io.StringIO()
     view = PanelView(out, io.StringIO(), size=lambda: (COLS, ROWS), threaded=False,
                      clock=ticking_clock(0.01), color_system=None)
     for c in chunkings(text)["random"]:
         view.feed(TextDelta(c))
-        assert len(view._painter.prev) <= ROWS // 2
+        assert len(view._painter.prev) <= ROWS // 3
     view.close()
 
 
@@ -452,3 +457,91 @@ def test_ctrl_c_while_waiting_for_a_frame_being_painted_leaves_the_view_usable()
         assert out.getvalue().endswith("\x1b[0m\x1b[?25h")
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_single_line_breaks_in_a_reply_are_kept() -> None:
+    data, _ = stream(chunkings("first\nsecond\nthird\n")["1char"])
+    assert [line.strip("│ ") for line in body(transcript(data))] == ["first", "second", "third"]
+
+
+def test_footer_too_wide_for_the_border_is_shortened_at_a_word_boundary() -> None:
+    out = io.StringIO()
+    view = PanelView(out, io.StringIO(), size=lambda: (40, ROWS), label="openai:gpt", threaded=False,
+                     clock=ticking_clock(), color_system=None)
+    view.feed(TextDelta("hi"))
+    view.feed(Usage(1234, 5678))
+    view.feed(Finish("content_filter", raw="SAFETY_BLOCK_REASON"))
+    view.close()
+    foot = transcript(out.getvalue(), cols=40)[-1]
+    assert len(foot) == 39 and foot.endswith("╯"), foot
+    label = foot[3:].rstrip("─╯ ")
+    assert label.endswith(" …"), foot
+    full = "content_filter (SAFETY_BLOCK_REASON) · 1,234 in / 5,678 out"
+    kept = label[:-2]
+    assert full.startswith(kept) and full[len(kept)] == " ", f"cut mid-word: {foot!r}"
+
+
+def test_fit_words_never_cuts_a_word() -> None:
+    from chatcli.render.panel import fit_words
+
+    assert fit_words("stop · 12 in / 40 out · first token 0.50 s", 30) == "stop · 12 in / 40 out …"
+    assert fit_words("interrupted · 12 in / 40 out", 11) == "interrupted"
+    assert fit_words("reply cut at the limit", 12) == "reply cut …"
+    assert fit_words("short", 10) == "short"
+
+
+def test_cancelled_or_failed_before_any_text_draws_no_panel() -> None:
+    for finish in (Finish("interrupted"), Finish("error", detail="boom")):
+        out, err = io.StringIO(), io.StringIO()
+        view = PanelView(out, err, size=lambda: (COLS, ROWS), label="fake:model", threaded=False,
+                         clock=ticking_clock(), color_system=None)
+        view.feed(finish)
+        view.close()
+        assert "╭" not in out.getvalue() and "╰" not in out.getvalue(), out.getvalue()
+        assert "partial reply kept" not in err.getvalue(), err.getvalue()
+    assert "cancelled before any reply arrived" in describe_warning(Finish("interrupted"), False)
+    assert describe_warning(Finish("error", detail="boom"), False) == "the stream failed: boom"
+
+
+def describe_warning(finish: Finish, has_text: bool) -> str:
+    from chatcli.render.footer import describe_finish
+
+    return describe_finish(finish, has_text=has_text)[1] or ""
+
+
+def test_warnings_in_ask_name_what_works_from_the_shell() -> None:
+    from chatcli.render.footer import describe_finish
+
+    for reason in ("length", "pause_turn"):
+        chat = describe_finish(Finish(reason), where="chat")[1] or ""
+        ask = describe_finish(Finish(reason), where="ask")[1] or ""
+        assert "/continue resumes" in chat and "chatcli -c" not in chat
+        assert "`chatcli -c`, then /continue" in ask, ask
+    err = io.StringIO()
+    view = PanelView(io.StringIO(), err, size=lambda: (COLS, ROWS), threaded=False, clock=ticking_clock(),
+                     color_system=None, where="ask")
+    view.feed(TextDelta("cut"))
+    view.feed(Finish("length"))
+    view.close()
+    assert "`chatcli -c`, then /continue" in err.getvalue()
+
+
+def test_wrapped_code_lines_keep_their_indentation() -> None:
+    code = "```python\ndef f(x):\n        return some_function_name(argument_one, argument_two, argument_three)\n```\n"
+    r = RowRenderer(content_width(40), color_system=None)
+    rows = [row[2:-2] for row in render_rows(code, r)[1]]
+    start = next(i for i, row in enumerate(rows) if row.strip().startswith("return"))
+    continuation = [row for row in rows[start + 1:] if row.strip()]
+    assert len(continuation) >= 2, rows
+    for row in continuation:
+        assert row.startswith(" " * 9) and row[9] != " ", rows  # padding 1 + the line's 8-space indent
+
+
+def test_a_request_that_fails_before_any_text_leaves_no_empty_panel() -> None:
+    """A `ProviderError` before the first token propagates out of `run_turn`: the view is closed
+    without a `Finish`, and the error line printed after it must not sit under an empty panel."""
+    out = io.StringIO()
+    view = PanelView(out, io.StringIO(), size=lambda: (COLS, ROWS), label="fake:model", threaded=True,
+                     color_system=None)
+    view.close()
+    assert out.getvalue() == "", out.getvalue()

@@ -200,3 +200,23 @@ def test_importing_chatcli_render_does_not_load_rich() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_plain_interrupted_before_any_text_says_cancelled_and_ask_names_the_shell_form() -> None:
+    _, err = plain([Finish("interrupted")])
+    assert "cancelled before any reply arrived" in err and "partial reply kept" not in err
+    _, err = plain([TextDelta("half"), Finish("interrupted")])
+    assert "partial reply kept" in err
+    _, err = plain([TextDelta("cut"), Finish("length")], where="ask")
+    assert "`chatcli -c`, then /continue, resumes it" in err
+
+
+def test_open_view_on_a_dumb_terminal_writes_no_escape_even_to_a_tty_stderr() -> None:
+    out, err = io.StringIO(), TTY()
+    view = open_view(out=out, err=err, mode="plain", dumb=True, no_color=False)
+    view.feed(Retrying(1, 2.0, "rate limited"))
+    view.feed(TextDelta("text"))
+    view.feed(Finish("length"))
+    view.close()
+    assert "\x1b" not in out.getvalue() + err.getvalue(), err.getvalue()
+    assert "rate limited" in err.getvalue() and "token limit" in err.getvalue()

@@ -23,6 +23,7 @@ from chatcli.render.sanitize import StreamSanitizer, sanitize, sanitize_line
 
 if TYPE_CHECKING:
     from chatcli.render.base import ReplyView
+    from chatcli.render.footer import Where
 
 __all__ = ["StreamSanitizer", "choose_mode", "open_view", "render_markdown_once", "sanitize",
            "sanitize_line", "terminal_size"]
@@ -71,19 +72,27 @@ def _color_system(out: TextIO) -> str | None:
 def open_view(*, out: TextIO, err: TextIO, mode: ViewMode, label: str = "",
               size: Callable[[], tuple[int, int]] | None = None, show_reasoning: bool = True,
               no_color: bool | None = None, code_theme: str = "monokai",
-              clock: Callable[[], float] = time.monotonic) -> ReplyView:
+              clock: Callable[[], float] = time.monotonic, where: Where = "chat",
+              dumb: bool | None = None) -> ReplyView:
     """A view for one reply. `label` is "provider:model" (untrusted: sanitized). `no_color=None`
-    reads `NO_COLOR`. `size` defaults to `out`'s terminal. Close it (run_turn does) on every path."""
+    reads `NO_COLOR`. `size` defaults to `out`'s terminal. `where`: in the chat or in `chatcli ask`
+    (the warnings name what works there). `dumb=None` reads `TERM=dumb`: such a terminal gets no
+    escape sequence at all from the plain view (no colour, no transient status line).
+    Close it (run_turn does) on every path."""
     if no_color is None:
         no_color = bool(os.environ.get("NO_COLOR"))
+    if dumb is None:
+        dumb = os.environ.get("TERM", "") == "dumb"
     if mode == "plain":
         from chatcli.render.plain import PlainView
 
-        return PlainView(out, err, show_reasoning=show_reasoning, no_color=no_color, clock=clock)
+        return PlainView(out, err, show_reasoning=show_reasoning, no_color=no_color or dumb, clock=clock,
+                         where=where, err_tty=False if dumb else None)
     from chatcli.render.panel import PanelView
 
     return PanelView(out, err, size=size or terminal_size(out), label=label, show_reasoning=show_reasoning,
-                     no_color=no_color, code_theme=code_theme, color_system=_color_system(out), clock=clock)
+                     no_color=no_color, code_theme=code_theme, color_system=_color_system(out), clock=clock,
+                     where=where)
 
 
 _PRIME_SAMPLE = (

@@ -37,11 +37,12 @@ import io
 import itertools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from rich._wrap import divide_line
 from rich.cells import cell_len
 from rich.color import ColorSystem
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -49,6 +50,7 @@ from rich.markdown import CodeBlock, Markdown, MarkdownElement
 from rich.segment import Segment
 from rich.style import Style
 from rich.syntax import Syntax, SyntaxTheme
+from rich.text import Text
 
 #: Rich's own parser configuration (rich/markdown.py), shared: construction is not free.
 MD = MarkdownIt().enable("strikethrough").enable("table")
@@ -87,13 +89,54 @@ def _theme(name: str) -> SyntaxTheme:
     return Syntax.get_theme(name)
 
 
+class HangingSyntax(Syntax):
+    """`Syntax` whose wrapped code lines keep their indentation on every continuation row (Rich
+    starts them at column 0, which hides the structure of indented code in a narrow terminal).
+
+    The lines are pre-wrapped here, after highlighting and at the width `_get_syntax` computes,
+    so Rich's own word wrap finds nothing left to wrap. Each code line is still wrapped on its own,
+    so rows of a complete line never change as later lines stream in (blocks rely on that)."""
+
+    _hang_width = 0
+
+    def _get_syntax(self, console: Console, options: ConsoleOptions) -> Iterable[Segment]:
+        _top, pad_right, _bottom, pad_left = self.padding
+        self._hang_width = max(0, options.max_width - pad_left - pad_right)
+        yield from super()._get_syntax(console, options)
+
+    def highlight(self, code: str, line_range: tuple[int | None, int | None] | None = None) -> Text:
+        text = super().highlight(code, line_range)
+        width = self._hang_width
+        if width < 8 or all(cell_len(line) <= width for line in text.plain.split("\n")):
+            return text
+        rows: list[Text] = []
+        for line in text.split("\n", allow_blank=True):
+            plain = line.plain
+            if cell_len(plain) <= width:
+                rows.append(line)
+                continue
+            hang = min(len(plain) - len(plain.lstrip(" ")), width // 2)
+            rest, avail = line, width
+            while True:
+                breaks = divide_line(rest.plain, avail, fold=True)
+                if not breaks:
+                    rows.append(rest if avail == width else Text(" " * hang) + rest)
+                    break
+                head, rest = rest[:breaks[0]], rest[breaks[0]:]
+                head.rstrip()
+                rows.append(head if avail == width else Text(" " * hang) + head)
+                avail = width - hang
+        return Text("\n").join(rows)
+
+
 class CachedCodeBlock(CodeBlock):
     """Rich's code block with the Pygments lexer and theme looked up once, not on every render
     (`get_lexer_by_name` scans the lexer registry: about 1 ms, a quarter of a small fence's cost)."""
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         code = str(self.text).rstrip()
-        yield Syntax(code, _lexer(self.lexer_name), theme=_theme(self.theme), word_wrap=True, padding=1)
+        yield HangingSyntax(code, _lexer(self.lexer_name), theme=_theme(self.theme), word_wrap=True,
+                            padding=1)
 
 
 class TokenMarkdown(Markdown):
@@ -112,6 +155,13 @@ class TokenMarkdown(Markdown):
         self.hyperlinks = False  # link targets stay visible (SPEC "Output", protocols.md §3.2)
         self.inline_code_lexer = None
         self.inline_code_theme = code_theme
+
+    def _flatten_tokens(self, tokens: Iterable[Token]) -> Iterable[Token]:
+        # A single line break inside a paragraph (or a list item) is the model's own line break:
+        # chat interfaces keep it, CommonMark joins it with a space (`first\nsecond` -> one line).
+        # Only inline content has soft breaks, so tables, code and block structure are untouched.
+        for token in super()._flatten_tokens(tokens):
+            yield _HARDBREAK if token.type == "softbreak" else token
 
 
 class RowRenderer:
@@ -180,6 +230,7 @@ class RowRenderer:
         return self.render(TokenMarkdown(tokens, self.code_theme))
 
 
+_HARDBREAK = Token("hardbreak", "br", 0)
 #: Renders nothing; leaves Rich's `new_line` state True (see `RowRenderer.markdown`).
 _NEW_LINE_SETTER = Token("html_block", "", 0, content="")
 

@@ -6,14 +6,25 @@ reasons and partial replies"). Pure functions, stdlib only.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from chatcli.events import Finish, Usage
 from chatcli.render.sanitize import sanitize_line
 
+#: Where a reply is shown: the chat's commands (`/continue`) only exist in "chat"; from the
+#: shell ("ask") the way back into a conversation is `chatcli -c`, then `/continue`.
+Where = Literal["chat", "ask"]
 
-def describe_finish(finish: Finish) -> tuple[str, str | None]:
+
+def _resume_hint(where: Where) -> str:
+    return "/continue resumes" if where == "chat" else "`chatcli -c`, then /continue, resumes it"
+
+
+def describe_finish(finish: Finish, *, where: Where = "chat", has_text: bool = True) -> tuple[str, str | None]:
     """Return (summary, warning). `summary` is the normalized reason with the provider's raw value
     beside it when it differs; `warning` is None for a complete reply, else one line saying what
-    happened and what the user can do."""
+    happened and what the user can do there (`where`). `has_text=False`: no reply text arrived, so
+    there is no partial reply to keep."""
     raw = sanitize_line(finish.raw) if finish.raw else None
     summary = finish.reason if not raw or raw == finish.reason else f"{finish.reason} ({raw})"
     detail = sanitize_line(finish.detail).strip() if finish.detail else ""
@@ -21,17 +32,17 @@ def describe_finish(finish: Finish) -> tuple[str, str | None]:
     if reason == "stop":
         return summary, None
     if reason == "length":
-        warning = "reply cut at the token limit — /continue resumes, or raise --max-tokens"
+        warning = f"reply cut at the token limit — {_resume_hint(where)}, or raise --max-tokens"
     elif reason == "content_filter":
         warning = "reply filtered or refused by the provider" + (f": {detail}" if detail else "")
     elif reason == "tool_calls":
         warning = "the model asked for a tool chatcli does not offer — the reply is incomplete"
     elif reason == "pause_turn":
-        warning = "the provider paused this long turn — /continue resumes"
+        warning = f"the provider paused this long turn — {_resume_hint(where)}"
     elif reason == "interrupted":
-        warning = "interrupted — partial reply kept"
+        warning = "interrupted — partial reply kept" if has_text else "cancelled before any reply arrived"
     elif reason == "error":
-        warning = f"the stream failed: {detail or 'unknown error'} — partial reply kept"
+        warning = f"the stream failed: {detail or 'unknown error'}" + (" — partial reply kept" if has_text else "")
     else:  # "incomplete", or anything new: never claim completeness
         warning = "the stream ended without a finish signal — the reply may be truncated"
     return summary, warning

@@ -9,8 +9,10 @@ Invariants:
 * rows are overwritten in place and cleared to end of line (EL) -- never erase-then-draw; only rows
   left over below the new region are erased (ED);
 * new rows are reached with CR LF (LF scrolls), never with CUD (which stops at the bottom row);
-* after a frame the cursor rests at the end of the last live row, or at the start of an empty line
-  when there is no live region.
+* after a frame the cursor rests at the START of the last live row (or of an empty line when there
+  is no live region), never at the right margin: a `^C` the tty echoes there (ECHOCTL) would wrap
+  onto a new row and push the region one row down, so the next frame would land one row low and
+  leave a duplicated row. At column 0 the echo only overwrites two cells the next frame repaints.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class RowPainter:
                 buf.append((EL + NL).join(live[first:]) + EL)
                 if len(live) < n:
                     buf.append(ED)
+        if live:
+            buf.append("\r")  # after ED: at column 0 it would erase the last row (see the invariants)
         self.prev = list(live)
         self.prev_plain = list(live_plain) if live_plain is not None else list(live)
         self._emit(BSU + prefix + "".join(buf) + ESU)
@@ -108,7 +112,8 @@ class RowPainter:
         """After a width change: erase the old region as the terminal now shows it (§5.7).
 
         A reflowing terminal re-wrapped each old row into ceil(width / new_cols) rows; the old region
-        is at most half the screen, so even doubled it is still on screen and can be erased.
+        is at most a third of the screen (panel.py), so even doubled it is still on screen and can
+        be erased when the screen loses rows in the same resize (120x40 -> 80x30).
         """
         n = len(self.prev)
         if not n:

@@ -50,7 +50,7 @@ from rich.text import Text
 
 from chatcli.events import Finish, Notice, ReasoningDelta, Retrying, SessionEvent, TextDelta, Usage
 from chatcli.render.blocks import RowRenderer, Rows, TailBlocks, warm_highlighting
-from chatcli.render.footer import describe_finish, format_stats, retry_line
+from chatcli.render.footer import Where, describe_finish, format_stats, retry_line
 from chatcli.render.painter import ESU, HIDE_CURSOR, RESET, SHOW_CURSOR, RowPainter
 from chatcli.render.sanitize import StreamSanitizer, sanitize_line
 
@@ -70,10 +70,32 @@ def content_width(cols: int) -> int:
     return max(MIN_CONTENT_WIDTH, cols - 5)
 
 
+def fit_words(text: str, width: int, sep: str = " · ") -> str:
+    """`text` shortened to `width` cells at a boundary, never mid-word: whole `sep`-separated parts
+    are dropped from the end first, then words, with `…` marking the cut."""
+    if cell_len(text) <= width:
+        return text
+    parts = text.split(sep)
+    while len(parts) > 1:
+        parts.pop()
+        if cell_len(sep.join(parts) + " …") <= width:
+            return sep.join(parts) + " …"
+    if cell_len(parts[0]) <= width:
+        return parts[0]  # the finish reason alone, without room for the marker
+    words = parts[0].split(" ")
+    while len(words) > 1:
+        words.pop()
+        if cell_len(" ".join(words) + " …") <= width:
+            return " ".join(words) + " …"
+    # One word wider than the border (a long model name): cut it, visibly.
+    return set_cell_size(parts[0], max(0, width - 1)) + "…" if width > 0 else ""
+
+
 def border_row(left: str, label: str, right: str, width: int, style: Style, cs: object) -> str:
-    """`╭─ label ──…─╮` exactly `width` cells wide (label truncated if needed)."""
+    """`╭─ label ──…─╮` exactly `width` cells wide; a label too long is shortened at a word or
+    ` · ` boundary (`fit_words`), never cut mid-word."""
     inner = width - 2
-    label = f"─ {label} " if label else ""
+    label = f"─ {fit_words(label, inner - 3)} " if label else ""
     if cell_len(label) > inner:
         label = set_cell_size(label, inner)
     line = left + label + "─" * (inner - cell_len(label)) + right
@@ -143,8 +165,9 @@ class PanelView:
                  show_reasoning: bool = True, no_color: bool = False, code_theme: str = "monokai",
                  color_system: str | None = "truecolor", clock: Callable[[], float] = time.monotonic,
                  threaded: bool = True, reflow: bool = True, err_tty: bool | None = None,
-                 spinner: bool = True) -> None:
+                 spinner: bool = True, where: Where = "chat") -> None:
         self._out = out
+        self._where: Where = where
         self._err = err
         self._size = size
         self._label = sanitize_line(label)
@@ -183,6 +206,7 @@ class PanelView:
         self._painter = RowPainter(self._write_out)
         self._started = False
         self._answer = False
+        self._had_text = False  # any reply text was fed (painted or not)
         self._status: str | None = None
         self._status_shown = False
         self._spin_i = 0
@@ -281,6 +305,8 @@ class PanelView:
             if self._finalized:
                 return
             self._mark_first()
+            if queue is self._pending:
+                self._had_text = True
             queue.append(text)
             self._dirty = True
             if self._thread is not None:
@@ -357,7 +383,10 @@ class PanelView:
             self._setup(cols)
         r, engine = self._renderer, self._engine
         assert r is not None and engine is not None
-        live_rows = max(2, rows // 2)
+        # A third of the screen, not half: a reflowing terminal doubles the region's rows when the
+        # width halves, and a resize that also takes rows away (120x40 -> 80x30) pushed the top of a
+        # half-screen region into scrollback, where no erase reaches (a second, partial copy).
+        live_rows = max(2, rows // 3)
         text = "".join(self._pending)
         rtext = "".join(self._rpending)
         self._pending.clear()
@@ -410,8 +439,19 @@ class PanelView:
         self._finalized = True
         end = self._clock()
         warning = None
+        if not self._had_text:
+            held = self._text_san.flush()  # text the sanitizer held back counts as text
+            if held:
+                self._pending.append(held)
+                self._had_text = True
+        if not (self._started or self._had_text or self._reason.text or self._rpending) and (
+                finish is None or finish.reason in ("interrupted", "error")):
+            # Cancelled or failed before anything arrived: no empty panel, only the warning.
+            if finish is not None:
+                self._err_line(f"⚠ {describe_finish(finish, where=self._where, has_text=False)[1]}", "yellow")
+            return
         if finish is not None:
-            summary, warning = describe_finish(finish)
+            summary, warning = describe_finish(finish, where=self._where, has_text=self._had_text)
             ttft = None if self._first is None else self._first - self._start
             gen = None if self._first is None else end - self._first
             stats = format_stats(self._usage, ttft, gen)
@@ -454,7 +494,8 @@ class PanelView:
         line = set_cell_size(f"{frame} {text}", cols - 1).rstrip()
         if self._err_color:
             line = f"\x1b[2m{line}\x1b[0m"
-        self._err_write("\r" + line + "\x1b[K")
+        # Cursor back to column 0: a `^C` echoed at the right margin would wrap (see painter.py).
+        self._err_write("\r" + line + "\x1b[K\r")
         self._status_shown = True
 
     def _clear_status(self) -> None:

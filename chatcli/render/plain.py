@@ -29,7 +29,7 @@ from chatcli.events import (
     ToolStarted,
     Usage,
 )
-from chatcli.render.footer import describe_finish, format_stats, retry_line
+from chatcli.render.footer import Where, describe_finish, format_stats, retry_line
 from chatcli.render.sanitize import StreamSanitizer, sanitize_line
 from chatcli.render.toolcalls import call_line, result_summary
 
@@ -47,8 +47,10 @@ class PlainView:
     """A `ReplyView` that writes raw text. See the module docstring."""
 
     def __init__(self, out: TextIO, err: TextIO, *, show_reasoning: bool = True, no_color: bool = False,
-                 clock: Callable[[], float] = time.monotonic, err_tty: bool | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, err_tty: bool | None = None,
+                 where: Where = "chat") -> None:
         self._out = out
+        self._where: Where = where
         self._err = err
         self._show_reasoning = show_reasoning
         self._clock = clock
@@ -140,7 +142,7 @@ class PlainView:
         except BrokenPipeError:
             self._broken = True
             raise
-        summary, warning = describe_finish(finish)
+        summary, warning = describe_finish(finish, where=self._where, has_text=self._out_last != "")
         ttft = None if self._first is None else self._first - self._start
         gen = None if self._first is None else self._end - self._first
         stats = format_stats(self._usage, ttft, gen)
