@@ -38,7 +38,7 @@ TITLE_LENGTH = 80
 PARTIAL_LABELS: dict[str, str] = {
     "length": "cut at the token limit",
     "content_filter": "filtered or refused by the provider",
-    "tool_calls": "the model asked for a tool chatcli did not offer",
+    "tool_calls": "stopped with tool calls that did not run",
     "pause_turn": "paused by the provider",
     "interrupted": "interrupted",
     "error": "stopped by an error",

@@ -36,7 +36,12 @@ def describe_finish(finish: Finish, *, where: Where = "chat", has_text: bool = T
     elif reason == "content_filter":
         warning = "reply filtered or refused by the provider" + (f": {detail}" if detail else "")
     elif reason == "tool_calls":
-        warning = "the model asked for a tool chatcli does not offer — the reply is incomplete"
+        # SPEC: the reply stopped with calls that did not run -- declined, not allowed in a
+        # script, no tools enabled, or the round cap (the session's detail names the cap).
+        warning = "the reply stopped with tool calls that did not run" + (f" ({detail})" if detail else "")
+        if "max_tool_rounds" in detail:
+            warning += " — " + ("/continue runs more rounds" if where == "chat"
+                                else "`chatcli -c`, then /continue, runs more rounds")
     elif reason == "pause_turn":
         warning = f"the provider paused this long turn — {_resume_hint(where)}"
     elif reason == "interrupted":
