@@ -175,13 +175,14 @@ class App:
             self._tools = ToolRuntime(self.settings.mcp_servers, log_dir=self.settings.data_dir / "mcp")
         return self._tools
 
-    def tool_host(self, *, interactive: bool) -> McpHost | None:
-        """The session's tool host, its servers started in the background; None when no tool is on.
+    def tool_host(self, *, interactive: bool, chat: bool = False) -> McpHost | None:
+        """The session's tool host, its servers started in the background; None when no tool is on
+        (in the chat: when no server is configured, since `/tools on NAME` can turn one on).
 
         `interactive`: a person is at the terminal to answer the approval question; otherwise calls
         that are not allowed are declined and named on stderr."""
         servers = self.tool_servers()
-        if not servers:
+        if not servers and not (chat and self.settings.mcp_servers):
             return None
         from chatcli.render.toolcalls import question
         from chatcli.tools.approval import Approver, NoTerminal, TerminalQuestion
@@ -189,7 +190,8 @@ class App:
         from chatcli.tools.host import McpHost
 
         runtime = self.tool_runtime()
-        runtime.start(servers)
+        if servers:
+            runtime.start(servers)
         s = self.settings
         assert s.data_dir is not None
         policy = ToolPolicy(s.mcp_servers, saved=SavedGrants(s.data_dir, warn=self.env.warn), flags=s.allow_tools)
@@ -235,6 +237,15 @@ class App:
         if self.env.stdout_isatty and not self.env.dumb_terminal:
             return "markdown"
         return "plain"
+
+    def tool_view(self, *, label: str, chat: bool = False) -> ReplyView:
+        """The view of a reply that may run tools: on a terminal a panel per round (tool lines and the
+        approval question between panels, never inside a live one); plain, one stream."""
+        if self.view_mode() != "markdown":
+            return self.view(label=label, chat=chat)
+        from chatcli.render.rounds import RoundsView
+
+        return RoundsView(lambda: self.view(label=label, chat=chat), self.env.stderr, color=not self.env.no_color)
 
     def view(self, *, label: str | None = None, mode: ViewMode | None = None, chat: bool = False) -> ReplyView:
         """A view for one reply; `chat`: shown in the interactive chat (its warnings may name chat

@@ -36,9 +36,11 @@ if TYPE_CHECKING:
     import typer
 
     from chatcli.app import App
+    from chatcli.config import Resolved
     from chatcli.env import Environment
     from chatcli.options import Ask, Opt, Shared
     from chatcli.providers.base import Provider
+    from chatcli.render.base import ReplyView
     from chatcli.session import Session
 
 
@@ -639,7 +641,6 @@ def _repl(shared: "Shared") -> int:
     _text_args(shared)
     app = _make_app(shared)
     from chatcli import stdin
-    from chatcli.repl import run_repl
 
     conversation = app.load_conversation(resume=shared.resume, continue_=shared.continue_)
     resolved = app.resolve_for(conversation)
@@ -655,18 +656,35 @@ def _repl(shared: "Shared") -> int:
     def start() -> "Session":
         # Called by the REPL once its prompt is drawn: the provider and session modules are ~20 ms
         # of the prompt's budget (chatcli/repl.py). What the prompt shows until then is the label.
+        # The MCP servers start here too, in the background: the prompt never waits for them.
         return app.session(resolved, app.provider(resolved.provider), conversation=conversation,
-                           recorder=app.recorder(conversation) if store_now else None)
+                           recorder=app.recorder(conversation) if store_now else None,
+                           tools=app.tool_host(interactive=True, chat=True))
+
+    def open_view(s: "Session") -> "ReplyView":
+        label = f"{s.provider.name}:{s.model}"
+        return app.tool_view(label=label, chat=True) if s.tools is not None else app.view(label=label, chat=True)
 
     def resolve_model(spec: str) -> "tuple[Provider, str]":
         found = app.resolve(spec)
         return app.provider(found.provider), found.model
 
+    try:
+        return _run_chat(app, start, open_view, resolved, resolve_model, store_now, first)
+    finally:
+        app.close_tools()  # every MCP server ends with the chat
+
+
+def _run_chat(app: "App", start: "Callable[[], Session]", open_view: "Callable[[Session], ReplyView]",
+              resolved: "Resolved", resolve_model: "Callable[[str], tuple[Provider, str]]", store_now: bool,
+              first: "str | None") -> int:
+    from chatcli.repl import run_repl
+
     return run_repl(
         start,
         label=f"{resolved.provider.name}:{resolved.model}",
         settings=app.settings,
-        open_view=lambda s: app.view(label=f"{s.provider.name}:{s.model}", chat=True),
+        open_view=open_view,
         resolve_model=resolve_model,
         store=app.store() if store_now else None,
         open_store=app.store if app.settings.save and not store_now else None,

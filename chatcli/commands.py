@@ -422,6 +422,12 @@ def _multiline(state: ReplState, args: str) -> Outcome:
     return None
 
 
+def _tools(state: ReplState, args: str) -> Outcome:
+    from chatcli.tools.chatcmd import tools_command  # tools code loads only when asked for
+
+    return tools_command(state, args)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("help", _help, "this list", aliases=("?",)),
     Command("exit", _exit, "leave chatcli", aliases=("quit",)),
@@ -438,6 +444,7 @@ COMMANDS: tuple[Command, ...] = (
             "[FILE]"),
     Command("usage", _usage, "tokens in/out and cost so far"),
     Command("multiline", _multiline, "toggle: Enter inserts a newline, Esc-Enter sends"),
+    Command("tools", _tools, "MCP servers and their tools; /tools on|off NAME", "[on|off NAME]"),
 )
 
 _BY_NAME: dict[str, Command] = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}

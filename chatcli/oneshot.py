@@ -111,12 +111,7 @@ def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, 
         env.stdout.flush()
         return exit_code(finish, reply.content if reply else "")
 
-    if tools is not None and app.view_mode() == "markdown":
-        from chatcli.render.rounds import RoundsView
-
-        view: ReplyView = RoundsView(lambda: app.view(label=resolved.spec), env.stderr, color=not env.no_color)
-    else:
-        view = app.view(label=resolved.spec)
+    view = app.tool_view(label=resolved.spec) if tools is not None else app.view(label=resolved.spec)
     finish = run_turn(session.send(text), view)
     reply = session.last_reply
     return exit_code(finish, reply.content if reply else "")

@@ -51,6 +51,24 @@ class McpHost:
         self._reported: set[str] = set()
         self.records: list[CallRecord] = []
 
+    @property
+    def runtime(self) -> ToolRuntime:
+        return self._runtime
+
+    def enable(self, name: str, on: bool) -> None:
+        """`/tools on|off NAME`: offer that server's tools from the next request on (or stop)."""
+        from chatcli.errors import UsageError
+
+        if name not in self._runtime.configs:
+            known = ", ".join(sorted(self._runtime.configs)) or "none configured"
+            raise UsageError(f"no MCP server named {name!r} (servers: {known})")
+        if on and name not in self.servers:
+            self.servers.append(name)
+            self._reported.discard(name)
+            self._runtime.start([name])
+        elif not on and name in self.servers:
+            self.servers.remove(name)
+
     # -- ToolHost ---------------------------------------------------------------------------------
 
     def specs(self) -> Generator[SessionEvent, None, Sequence[ToolSpec]]:
