@@ -385,7 +385,7 @@ def _build_app() -> "typer.Typer":
         app_ = _make_app(Shared(config=config).over(_root(ctx)))
         _out(app_.env, configmod.describe_models(app_.loaded, sanitize_line))
 
-    @app.command(help="The roles of the config file ([roles.NAME]): name, model and settings, system prompt.")
+    @app.command(help="The roles of the config file ([roles.NAME]).")
     @_pipe_safe
     def roles(ctx: typer.Context, config: config_opt = None) -> None:
         from chatcli.roles import describe_roles

@@ -21,7 +21,7 @@ import json
 import re
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from chatcli import gcpause
 from chatcli import stdin as stdinmod
@@ -91,7 +91,7 @@ def _load_attachments(app: App, specs: Sequence[str], resolved: Resolved) -> lis
     env = app.env
     stdin: BinaryIO | None = None
     if env.stdin is not None and not env.stdin_isatty:
-        stdin = getattr(env.stdin, "buffer", env.stdin)  # bytes: the kind is judged from them
+        stdin = cast("BinaryIO", getattr(env.stdin, "buffer", env.stdin))  # bytes: the kind is judged from them
     loaded = [attachments.load(spec, stdin=stdin) for spec in specs]
     attachments.check_count(loaded)
     check_vision(loaded, resolved)
