@@ -283,7 +283,14 @@ class Repl:
         return outcome
 
     def send(self, text: str) -> None:
-        self.stream(self.state.session.send(text))
+        from chatcli.chat_attach import take_pending
+
+        try:
+            text, parts = take_pending(self.state, text)  # /attach: the pending attachments go along
+        except ChatCLIError as exc:
+            self.state.say(sanitize(redact(exc.message)))
+            return
+        self.stream(self.state.session.send(text, parts=parts))
 
     def stream(self, events: Generator[SessionEvent, None, None]) -> None:
         """Show one reply. Every failure ends here as one line on stderr; the loop goes on."""
@@ -410,6 +417,10 @@ class Repl:
             parts.append(text)
         if self._state.multiline:
             parts.append("multiline: Esc-Enter sends")
+        if self._state.pending:
+            from chatcli.chat_attach import pending_summary
+
+            parts.append(pending_summary(self._state) or "")
         return [("class:bottom-toolbar.text", " " + " · ".join(sanitize(p) for p in parts) + " ")]
 
 
@@ -746,8 +757,12 @@ class SlashCompleter(Completer):
                 if ident.startswith(arg):
                     title = " ".join(str(getattr(row, "title", "") or "").split())[:50]
                     yield Completion(ident, start_position=-len(arg), display_meta=sanitize(title))
-        elif head == "/export":
+        elif head in ("/export", "/attach"):
             yield from self._paths.get_completions(Document(arg, len(arg)), complete_event)
+        elif head == "/role":
+            for name in sorted(state.settings.roles):
+                if name.startswith(arg):
+                    yield Completion(name, start_position=-len(arg))
 
 
 __all__ = ["EXIT_HINT", "PROMPT", "Repl", "SlashCompleter", "Warmer", "run_repl"]
