@@ -627,7 +627,13 @@ def _repl(shared: "Shared") -> int:
     resolved = app.resolve_for(conversation)
     # `cat notes.md | chatcli`: the piped text is the first message. An idle pipe is not an error
     # here (the chat itself is what the user asked for): we just go on without a first message.
-    first = stdin.read_piped(app.env, app.settings.stdin_timeout, have_argument=True)
+    pending: list[Any] = []
+    if shared.attach:  # read and checked before the chat starts: a bad file is exit 2, as in `ask`
+        from chatcli.oneshot import load_attachments
+
+        pending = load_attachments(app, shared.attach, resolved)
+    first = None if "-" in shared.attach else stdin.read_piped(app.env, app.settings.stdin_timeout,
+                                                                have_argument=True)
     if first is not None and not first.strip():
         first = None
     # A new conversation's history store is opened by the REPL once the prompt is up: SQLite and
@@ -654,4 +660,5 @@ def _repl(shared: "Shared") -> int:
         open_store=app.store if app.settings.save and not store_now else None,
         env=app.env,
         first_message=first,
+        pending=pending,
     )

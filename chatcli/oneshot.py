@@ -82,7 +82,7 @@ def vision_of(cfg: ProviderConfig) -> bool | None:
     return False if cfg.type == "local" else cfg.vision
 
 
-def _load_attachments(app: App, specs: Sequence[str], resolved: Resolved) -> list[Attachment]:
+def load_attachments(app: App, specs: Sequence[str], resolved: Resolved) -> list[Attachment]:
     """Every `-a` attachment, read and checked before anything is sent or stored (InputError: exit 2)."""
     if not specs:
         return []
@@ -112,7 +112,7 @@ def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, 
     conversation = app.load_conversation(resume=resume, continue_=continue_)
     resolved = app.resolve_for(conversation)
     # Before the provider warms up (the embedded model's load) and before any request or record.
-    atts = _load_attachments(app, attach, resolved)
+    atts = load_attachments(app, attach, resolved)
     provider = app.provider(resolved.provider)
     warmer = threading.Thread(target=_warm, args=(provider,), name="chatcli-warm", daemon=True)
     warmer.start()

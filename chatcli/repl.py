@@ -63,7 +63,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import traceback
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -94,6 +94,7 @@ from chatcli.render.sanitize import sanitize
 # prompt is drawn (`Repl.boot`): ~20 ms of dataclass and Protocol building on Python 3.11 that
 # would otherwise sit between launching chatcli and seeing its prompt (repl_bench).
 if TYPE_CHECKING:
+    from chatcli.attachments import Attachment
     from chatcli.commands import ConversationStore, ModelResolver, ReplState
     from chatcli.env import Environment
     from chatcli.events import SessionEvent
@@ -130,6 +131,7 @@ def run_repl(
     history_path: Path | None = None,
     input: Input | None = None,
     output: Output | None = None,
+    pending: Sequence[Attachment] = (),
 ) -> int:
     """Run the interactive chat until the user leaves; returns the exit code. See the module doc.
 
@@ -169,6 +171,7 @@ def run_repl(
                 terminals=terminals,
                 resolve_model=resolve_model or _default_resolver(settings),
                 store=store,
+                pending=list(pending),  # `chatcli -a FILE`: goes with the first message
             )
 
         def say(line: str) -> None:

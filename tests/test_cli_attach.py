@@ -266,3 +266,27 @@ def test_json_mode_with_attachment(server: SSEServer, tmp_path: Path) -> None:
     result = run(["ask", "--json", "--no-save", "-a", str(tmp_path / "s.png"), "q"], cli_env(server))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["text"] == "A red square."
+
+
+# -- the embedded model --------------------------------------------------------------------------------
+
+def test_local_model_refuses_an_image_before_loading(tmp_path: Path) -> None:
+    (tmp_path / "s.png").write_bytes(PNG)
+    result = run(["ask", "--no-save", "-m", "local", "-a", str(tmp_path / "s.png"), "q"], cli_env())
+    _refused(result, "local:smollm2 does not accept images")
+
+
+def test_context_estimate_counts_an_image() -> None:
+    from chatcli.context import estimate_messages, trim_messages
+    from chatcli.events import ImagePart, Message
+
+    image = Message("user", "q", (ImagePart(media_type="image/png", data=media.png(1568, 1568)),))
+    assert estimate_messages([image]) >= estimate_messages([Message("user", "q")]) + 1000
+    old = [Message("user", "old"), Message("assistant", "a")]
+    kept, dropped = trim_messages([*old, image], None, budget=500)
+    assert kept == [image] and dropped == 2  # the current message, attachment and all, is never dropped
+
+
+def test_chat_dash_a_bad_file_exits_2_before_the_chat(tmp_path: Path) -> None:
+    result = run(["-a", str(tmp_path / "nope.png")], cli_env(None, OPENAI_API_KEY=KEY))
+    _refused(result, "nope.png", "no such file")

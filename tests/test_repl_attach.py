@@ -106,3 +106,23 @@ def test_toolbar_shows_the_pending_attachment(tmp_path: Path) -> None:
         repl = Repl(state, lambda s: None, input=pipe, output=DummyOutput())  # type: ignore[arg-type,return-value]
         text = "".join(piece[1] for piece in repl.toolbar())
     assert "attached: image/png" in text and "shot.png" in text
+
+
+def test_chatcli_dash_a_goes_with_the_first_typed_message(tmp_path: Path) -> None:
+    import io
+
+    from chatcli.attachments import load
+    from chatcli.env import Environment
+    from chatcli.repl import run_repl
+
+    (tmp_path / "s.png").write_bytes(PNG)
+    h = Harness()
+    h.provider.reply("ok")
+    session = h.session
+    assert session is not None
+    with create_pipe_input() as pipe:
+        pipe.send_text("what" + ENTER + CTRL_D)
+        run_repl(lambda: session, settings=h.settings, open_view=h.view,
+                 env=Environment(stdin=None, stdout=io.StringIO(), stderr=io.StringIO()),
+                 input=pipe, output=DummyOutput(), pending=[load(str(tmp_path / "s.png"))])
+    assert h.provider.calls[0].messages[-1].parts == (ImagePart(media_type="image/png", data=PNG, name="s.png"),)
