@@ -290,3 +290,14 @@ def test_context_estimate_counts_an_image() -> None:
 def test_chat_dash_a_bad_file_exits_2_before_the_chat(tmp_path: Path) -> None:
     result = run(["-a", str(tmp_path / "nope.png")], cli_env(None, OPENAI_API_KEY=KEY))
     _refused(result, "nope.png", "no such file")
+
+
+def test_local_model_answers_a_text_attachment_for_real(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("The launch code word is PELICAN.\n")
+    result = run(["ask", "--no-save", "-m", "local", "--max-tokens", "40", "-t", "0", "-a", str(notes),
+                  "What is the code word in the file? Answer with the word."], cli_env(), timeout=300)
+    assert result.returncode in (0, 3), result.stderr  # 3: cut at --max-tokens, still an answer
+    assert result.stdout.strip()
+    assert "pelican" in result.stdout.lower()
+    assert_clean(result)
