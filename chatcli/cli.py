@@ -237,7 +237,11 @@ def _make_app(shared: "Shared", env: "Environment | None" = None) -> "App":
     env = env or _environment()
     loaded = config.load(env.environ, env.cwd, shared.overrides())
     _state.debug = _state.debug or loaded.settings.debug
-    app = App(env=env, loaded=loaded, model_flag=shared.model)
+    model_flag = shared.model
+    role = loaded.settings.roles.get(loaded.settings.role or "")
+    if model_flag is None and role is not None:
+        model_flag = role.model  # the role's model beats a resumed conversation's own, as -m does
+    app = App(env=env, loaded=loaded, model_flag=model_flag)
     _state.secrets = app.secrets()
     if _state.restore_signals is None:
         from chatcli.signals import install_termination_handlers
@@ -324,6 +328,8 @@ def _build_app() -> "typer.Typer":
     tools_opt = Annotated[list[str] | None, option("tools", show_default=False)]
     no_tools_opt = Annotated[bool, option("no_tools")]
     allow_tool_opt = Annotated[list[str] | None, option("allow_tool", show_default=False)]
+    attach_opt = Annotated[list[str] | None, option("attach", show_default=False)]
+    role_opt = Annotated[str | None, option("role")]
 
     def version_callback(value: bool) -> None:
         if value:  # reached only when main()'s fast path did not see it (e.g. `chatcli -m x --version`)
@@ -340,10 +346,11 @@ def _build_app() -> "typer.Typer":
              continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
              plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
              tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
-             version: version_opt = False) -> None:
+             attach: attach_opt = None, role: role_opt = None, version: version_opt = False) -> None:
         shared = Shared(model=model, system=system, max_tokens=max_tokens, temperature=temperature,
                         continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
-                        debug=debug, tools=tools or (), no_tools=no_tools, allow_tool=allow_tool or ())
+                        debug=debug, tools=tools or (), no_tools=no_tools, allow_tool=allow_tool or (),
+                        attach=attach or (), role=role)
         _state.debug = _state.debug or debug
         ctx.obj = shared
         if ctx.invoked_subcommand is None:
@@ -362,11 +369,12 @@ def _build_app() -> "typer.Typer":
             max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
             continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
             plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
-            tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None) -> None:
+            tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
+            attach: attach_opt = None, role: role_opt = None) -> None:
         shared = Shared(model=model, system=system, max_tokens=max_tokens, temperature=temperature,
                         continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
                         debug=debug, tools=tools or (), no_tools=no_tools,
-                        allow_tool=allow_tool or ()).over(ctx.obj or Shared())
+                        allow_tool=allow_tool or (), attach=attach or (), role=role).over(ctx.obj or Shared())
         raise typer.Exit(_ask(Ask(shared, prompt or [], json_)))
 
     @app.command(help="Configured providers, their models and aliases. Marks the default, says which "
@@ -378,6 +386,14 @@ def _build_app() -> "typer.Typer":
 
         app_ = _make_app(Shared(config=config).over(_root(ctx)))
         _out(app_.env, configmod.describe_models(app_.loaded, sanitize_line))
+
+    @app.command(help="The roles of the config file ([roles.NAME]).")
+    @_pipe_safe
+    def roles(ctx: typer.Context, config: config_opt = None) -> None:
+        from chatcli.roles import describe_roles
+
+        app_ = _make_app(Shared(config=config).over(_root(ctx)))
+        _out(app_.env, describe_roles(app_.settings.roles))
 
     config_app = Typer(help="Where the config lives, the effective settings, a starter file.",
                              no_args_is_help=True, rich_markup_mode=None)
@@ -632,7 +648,7 @@ def _ask(ask: "Ask") -> int:
     from chatcli import oneshot
 
     return oneshot.run(app, ask.prompt, as_json=ask.as_json, resume=ask.shared.resume,
-                       continue_=ask.shared.continue_)
+                       continue_=ask.shared.continue_, attach=ask.shared.attach)
 
 
 def _repl(shared: "Shared") -> int:
@@ -646,7 +662,13 @@ def _repl(shared: "Shared") -> int:
     resolved = app.resolve_for(conversation)
     # `cat notes.md | chatcli`: the piped text is the first message. An idle pipe is not an error
     # here (the chat itself is what the user asked for): we just go on without a first message.
-    first = stdin.read_piped(app.env, app.settings.stdin_timeout, have_argument=True)
+    pending: list[Any] = []
+    if shared.attach:  # read and checked before the chat starts: a bad file is exit 2, as in `ask`
+        from chatcli.oneshot import load_attachments
+
+        pending = load_attachments(app, shared.attach, resolved)
+    first = None if "-" in shared.attach else stdin.read_piped(app.env, app.settings.stdin_timeout,
+                                                                have_argument=True)
     if first is not None and not first.strip():
         first = None
     # A new conversation's history store is opened by the REPL once the prompt is up: SQLite and
@@ -670,14 +692,14 @@ def _repl(shared: "Shared") -> int:
         return app.provider(found.provider), found.model
 
     try:
-        return _run_chat(app, start, open_view, resolved, resolve_model, store_now, first)
+        return _run_chat(app, start, open_view, resolved, resolve_model, store_now, first, pending)
     finally:
         app.close_tools()  # every MCP server ends with the chat
 
 
 def _run_chat(app: "App", start: "Callable[[], Session]", open_view: "Callable[[Session], ReplyView]",
               resolved: "Resolved", resolve_model: "Callable[[str], tuple[Provider, str]]", store_now: bool,
-              first: "str | None") -> int:
+              first: "str | None", pending: "list[Any]") -> int:
     from chatcli.repl import run_repl
 
     return run_repl(
@@ -690,4 +712,5 @@ def _run_chat(app: "App", start: "Callable[[], Session]", open_view: "Callable[[
         open_store=app.store if app.settings.save and not store_now else None,
         env=app.env,
         first_message=first,
+        pending=pending,
     )

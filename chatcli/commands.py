@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from chatcli.chat_attach import attach_cmd, detach_cmd, role_cmd
 from chatcli.clipboard import copy_to_clipboard
 from chatcli.errors import UsageError
 from chatcli.events import SessionEvent
@@ -28,6 +29,7 @@ from chatcli.session import Session, Turn
 from chatcli.settings import Settings
 
 if TYPE_CHECKING:
+    from chatcli.attachments import Attachment
     from chatcli.providers.base import Provider
 
 
@@ -80,6 +82,8 @@ class ReplState:
     multiline: bool = False
     #: Called with the new provider after /model, so its SDK import happens in the background.
     on_model_change: Callable[[Provider], None] | None = None
+    #: /attach: what goes with the next message (chatcli/chat_attach.py).
+    pending: list[Attachment] = field(default_factory=list)
 
     def say(self, text: str = "") -> None:
         print(text, file=self.err, flush=True)
@@ -445,6 +449,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("usage", _usage, "tokens in/out and cost so far"),
     Command("multiline", _multiline, "toggle: Enter inserts a newline, Esc-Enter sends"),
     Command("tools", _tools, "MCP servers and their tools; /tools on|off NAME", "[on|off NAME]"),
+    Command("attach", attach_cmd, "attach a file or image URL to the next message; alone: list", "[PATH|URL]"),
+    Command("detach", detach_cmd, "remove attachment N (all without N)", "[N]"),
+    Command("role", role_cmd, "list roles, or use role NAME for the next messages", "[NAME]"),
 )
 
 _BY_NAME: dict[str, Command] = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}

@@ -34,6 +34,7 @@ from chatcli.redact import Secret, holds_credential, mask
 from chatcli.settings import ProviderConfig, ProviderType, RenderMode, Settings
 
 if TYPE_CHECKING:
+    from chatcli.roles import Role
     from chatcli.tools.servers import ServerConfig
 
 APP = "chatcli"
@@ -242,7 +243,7 @@ TOP_KEYS: dict[str, _Kind] = {
     "max_tool_rounds": POS_INT,
     "tool_result_limit": POS_INT,
 }
-TABLES = ("providers", "aliases", "context_windows", "prices", "mcp")
+TABLES = ("providers", "aliases", "context_windows", "prices", "mcp", "roles")
 PROVIDER_KEYS: dict[str, _Kind] = {
     "type": PTYPE,
     "base_url": NONEMPTY,
@@ -256,6 +257,7 @@ PROVIDER_KEYS: dict[str, _Kind] = {
     "include_usage": BOOL,
     "model_path": NONEMPTY,
     "context_window": POS_INT,
+    "vision": BOOL,  # takes images and PDFs; false: refused before sending (unset: the provider decides)
 }  # plus "headers", a table of strings
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")  # provider and alias names: no ":" (it splits provider:model)
 
@@ -401,6 +403,7 @@ class Overrides:
     tools: tuple[str, ...] | None = None  # -T: only these MCP servers
     no_tools: bool = False
     allow_tools: tuple[str, ...] = ()  # --allow-tool SERVER:TOOL, as typed
+    role: str | None = None  # --role NAME
 
 
 @dataclass(frozen=True)
@@ -545,6 +548,22 @@ def load(environ: Mapping[str, str], cwd: Path, overrides: Overrides | None = No
         windows = {m: file.check(POS_INT, v, ("context_windows",), m) for m, v in tables["context_windows"].items()}
         prices = {m: file.check(PRICE, v, ("prices",), m) for m, v in tables["prices"].items()}
 
+    roles: dict[str, Role] = {}
+    if file is not None and tables["roles"]:
+        from chatcli.roles import parse_roles
+
+        roles = parse_roles(tables["roles"], source=str(file.path), text=file.text)
+    role = None
+    if overrides.role is not None:
+        from chatcli.roles import apply, find_role
+
+        role = find_role(roles, overrides.role)
+        # flags > the role > CHATCLI_* > file: the role's values stand in for flags not given.
+        eff = apply(role, system=overrides.system, model=overrides.model, temperature=overrides.temperature,
+                    max_tokens=overrides.max_tokens)
+        overrides = replace(overrides, system=eff.system, model=eff.model, temperature=eff.temperature,
+                            max_tokens=eff.max_tokens)
+
     # flags > CHATCLI_* > file > defaults, one key at a time.
     def pick(flag: Any, env_name: str, kind: _Kind, parse: Callable[[str], Any], key: str) -> Any:
         if flag is not None:
@@ -599,6 +618,8 @@ def load(environ: Mapping[str, str], cwd: Path, overrides: Overrides | None = No
         allow_tools=_allow_flags(overrides.allow_tools),
         max_tool_rounds=top.get("max_tool_rounds", 10),
         tool_result_limit=top.get("tool_result_limit", 64_000),
+        roles=roles,
+        role=role.name if role is not None else None,
     )
     if file is not None:
         from chatcli.fsperm import check_private
@@ -841,7 +862,7 @@ def describe(loaded: Loaded) -> str:
         if cfg.models:
             lines.append(f"models = {_toml_value(cfg.models)}")
         for attr in ("timeout", "connect_timeout", "max_retries", "retry_cap", "include_usage",
-                     "model_path", "context_window"):
+                     "model_path", "context_window", "vision"):
             value = getattr(cfg, attr)
             if value is not None and value != getattr(ProviderConfig(name="", type="openai"), attr):
                 lines.append(f"{attr} = {_toml_value(value)}")

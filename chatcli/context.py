@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from chatcli.events import Message
+from chatcli.events import DocumentPart, ImagePart, Message
 from chatcli.session import CONTINUE_PROMPT, Trimmer, Turn
 
 #: Tokens of framing per message (role markers, separators) on top of its text.
@@ -132,10 +132,20 @@ def estimate_tokens(text: str) -> int:
 
 def estimate_messages(messages: Sequence[Message], system: str | None = None) -> int:
     """Estimated prompt tokens of a request: every message plus the system prompt."""
-    total = sum(estimate_tokens(m.content) + MESSAGE_OVERHEAD for m in messages)
+    total = sum(_message_tokens(m) for m in messages)
     if system:
         total += estimate_tokens(system) + MESSAGE_OVERHEAD
     return total
+
+
+def _message_tokens(m: Message) -> int:
+    """A message's text plus its images and PDFs (chatcli/attachments.py documents the estimate)."""
+    tokens = estimate_tokens(m.content) + MESSAGE_OVERHEAD
+    if any(isinstance(p, (ImagePart, DocumentPart)) for p in m.parts):
+        from chatcli.attachments import estimate_tokens as part_tokens
+
+        tokens += sum(part_tokens(p) for p in m.parts if isinstance(p, (ImagePart, DocumentPart)))
+    return tokens
 
 
 def conversation_tokens(turns: Sequence[Turn], system: str | None = None) -> int:
@@ -179,7 +189,7 @@ def trim_messages(messages: Sequence[Message], system: str | None, budget: int) 
     """Drop the oldest whole exchanges until the estimate fits `budget`. Returns (kept, dropped)."""
     units = _exchanges(messages)
     protected = _protected_units(units)
-    sizes = [sum(estimate_tokens(m.content) + MESSAGE_OVERHEAD for m in unit) for unit in units]
+    sizes = [sum(_message_tokens(m) for m in unit) for unit in units]
     total = sum(sizes) + (estimate_tokens(system) + MESSAGE_OVERHEAD if system else 0)
     first = 0
     while total > budget and first < len(units) - protected:

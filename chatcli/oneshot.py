@@ -21,7 +21,7 @@ import json
 import re
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from chatcli import gcpause
 from chatcli import stdin as stdinmod
@@ -30,9 +30,12 @@ from chatcli.errors import ExitCode
 
 if TYPE_CHECKING:
     from chatcli.app import App
-    from chatcli.events import Finish
+    from chatcli.attachments import Attachment
+    from chatcli.config import Resolved
+    from chatcli.events import Finish, Part
     from chatcli.render.base import ReplyView
     from chatcli.session import Session
+    from chatcli.settings import ProviderConfig
     from chatcli.tools.host import McpHost
 
 
@@ -53,9 +56,9 @@ def _warm(provider: Any) -> None:
 
 
 def run(app: App, prompt: Sequence[str], *, as_json: bool = False, resume: str | None = None,
-        continue_: bool = False) -> int:
+        continue_: bool = False, attach: Sequence[str] = ()) -> int:
     try:
-        return _run(app, prompt, as_json=as_json, resume=resume, continue_=continue_)
+        return _run(app, prompt, as_json=as_json, resume=resume, continue_=continue_, attach=attach)
     finally:
         app.close_tools()  # every MCP server ends with chatcli (stdin closed, SIGTERM, kill)
 
@@ -73,21 +76,70 @@ def _interactive(env: Environment) -> bool:
     return True
 
 
-def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, continue_: bool) -> int:
+def vision_of(cfg: ProviderConfig) -> bool | None:
+    """Whether the provider's models take images and PDFs: False for the embedded model (its
+    provider refuses them) and for `vision = false` in the config; None when not known."""
+    return False if cfg.type == "local" else cfg.vision
+
+
+def load_attachments(app: App, specs: Sequence[str], resolved: Resolved) -> list[Attachment]:
+    """Every `-a` attachment, read and checked before anything is sent or stored (InputError: exit 2)."""
+    if not specs:
+        return []
+    from chatcli import attachments
+
+    env = app.env
+    stdin: BinaryIO | None = None
+    if env.stdin is not None and not env.stdin_isatty:
+        stdin = cast("BinaryIO", getattr(env.stdin, "buffer", env.stdin))  # bytes: the kind is judged from them
+    loaded = [attachments.load(spec, stdin=stdin) for spec in specs]
+    attachments.check_count(loaded)
+    check_vision(loaded, resolved)
+    return loaded
+
+
+def check_vision(atts: Sequence[Attachment], resolved: Resolved) -> None:
+    from chatcli import attachments
+
+    attachments.refuse_unsupported(atts, model_label=f"{resolved.provider.name}:{resolved.model}",
+                                   vision=vision_of(resolved.provider))
+
+
+def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, continue_: bool,
+         attach: Sequence[str] = ()) -> int:
     env = app.env
     argument = " ".join(prompt) if prompt else None
     conversation = app.load_conversation(resume=resume, continue_=continue_)
     resolved = app.resolve_for(conversation)
+    # Before the provider warms up (the embedded model's load) and before any request or record.
+    atts = load_attachments(app, attach, resolved)
     provider = app.provider(resolved.provider)
     warmer = threading.Thread(target=_warm, args=(provider,), name="chatcli-warm", daemon=True)
     warmer.start()
 
     # If stdin is refused (binary, too big, an idle pipe with no argument) the error is raised at
-    # once; the daemon thread dies with the process.
-    piped = stdinmod.read_piped(env, app.settings.stdin_timeout, have_argument=bool(argument))
+    # once; the daemon thread dies with the process. `-a -` took stdin as an attachment already.
+    piped: str | None = None
+    if "-" not in attach:
+        piped, piped_att = stdinmod.read_piped_input(env, app.settings.stdin_timeout,
+                                                     have_argument=bool(argument) or bool(atts))
+        if piped_att is not None:
+            atts.append(piped_att)
+            from chatcli import attachments
+
+            attachments.check_count(atts)
+            check_vision(atts, resolved)
     warmer.join()
     gcpause.resume()  # the SDK is in: see chatcli/gcpause.py
-    text = stdinmod.compose(argument, piped)
+    # Attachments alone are a message (the image is the question).
+    alone = bool(atts) and not argument and (piped is None or not piped.strip())
+    text = "" if alone else stdinmod.compose(argument, piped)
+    parts: tuple[Part, ...] = ()
+    if atts:
+        from chatcli import attachments
+
+        text = attachments.message_content(text, atts)
+        parts = attachments.message_parts(atts)
     recorder = app.recorder(conversation)
     tools = app.tool_host(interactive=_interactive(env))
     session = app.session(resolved, provider, conversation=conversation, recorder=recorder, tools=tools)
@@ -101,7 +153,7 @@ def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, 
 
         json_view: ReplyView = PlainView(io.StringIO(), env.stderr, show_reasoning=False, no_color=env.no_color,
                          err_tty=env.stderr_isatty)
-        finish = run_turn(session.send(text), json_view)
+        finish = run_turn(session.send(text, parts=parts), json_view)
         reply = session.last_reply
         from chatcli.termenc import json_for  # exact on a non-UTF-8 stdout too
 
@@ -112,7 +164,7 @@ def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, 
         return exit_code(finish, reply.content if reply else "")
 
     view = app.tool_view(label=resolved.spec) if tools is not None else app.view(label=resolved.spec)
-    finish = run_turn(session.send(text), view)
+    finish = run_turn(session.send(text, parts=parts), view)
     reply = session.last_reply
     return exit_code(finish, reply.content if reply else "")
 

@@ -86,6 +86,11 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("no_tools", ("--no-tools",), "flag", "Offer no tools."),
     Opt("allow_tool", ("--allow-tool",), "list",
         "Let SERVER's TOOL run without asking (repeatable).", metavar="SERVER:TOOL"),
+    Opt("attach", ("-a", "--attach"), "list",
+        "Attach a file (image, PDF or text), an http(s) image URL, or - for stdin (repeatable).",
+        metavar="PATH|URL|-"),
+    Opt("role", ("--role",), "str", "Use role NAME from the config ([roles.NAME]): its system prompt and settings.",
+        metavar="NAME"),
 )
 
 #: `chatcli ask` only.
@@ -113,6 +118,8 @@ class Shared:
     tools: tuple[str, ...]
     no_tools: bool
     allow_tool: tuple[str, ...]
+    attach: tuple[str, ...]
+    role: str | None
 
     def __init__(self, **values: object) -> None:
         for opt in OPTIONS:
@@ -142,7 +149,7 @@ class Shared:
         return Overrides(model=self.model, system=self.system, max_tokens=self.max_tokens,
                          temperature=self.temperature, no_save=self.no_save, render=render,
                          config=self.config, debug=self.debug, tools=tools, no_tools=self.no_tools,
-                         allow_tools=self.allow_tool)
+                         allow_tools=self.allow_tool, role=self.role)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Shared) and vars(self) == vars(other)

@@ -63,7 +63,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import traceback
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -94,6 +94,7 @@ from chatcli.render.sanitize import sanitize
 # prompt is drawn (`Repl.boot`): ~20 ms of dataclass and Protocol building on Python 3.11 that
 # would otherwise sit between launching chatcli and seeing its prompt (repl_bench).
 if TYPE_CHECKING:
+    from chatcli.attachments import Attachment
     from chatcli.commands import ConversationStore, ModelResolver, ReplState
     from chatcli.env import Environment
     from chatcli.events import SessionEvent
@@ -130,6 +131,7 @@ def run_repl(
     history_path: Path | None = None,
     input: Input | None = None,
     output: Output | None = None,
+    pending: Sequence[Attachment] = (),
 ) -> int:
     """Run the interactive chat until the user leaves; returns the exit code. See the module doc.
 
@@ -170,6 +172,7 @@ def run_repl(
                 terminals=terminals,
                 resolve_model=resolve_model or _default_resolver(settings),
                 store=store,
+                pending=list(pending),  # `chatcli -a FILE`: goes with the first message
             )
 
         def say(line: str) -> None:
@@ -290,7 +293,14 @@ class Repl:
         return outcome
 
     def send(self, text: str) -> None:
-        self.stream(self.state.session.send(text))
+        from chatcli.chat_attach import take_pending
+
+        try:
+            text, parts = take_pending(self.state, text)  # /attach: the pending attachments go along
+        except ChatCLIError as exc:
+            self.state.say(sanitize(redact(exc.message)))
+            return
+        self.stream(self.state.session.send(text, parts=parts))
 
     def stream(self, events: Generator[SessionEvent, None, None]) -> None:
         """Show one reply. Every failure ends here as one line on stderr; the loop goes on."""
@@ -417,6 +427,10 @@ class Repl:
             parts.append(text)
         if self._state.multiline:
             parts.append("multiline: Esc-Enter sends")
+        if self._state.pending:
+            from chatcli.chat_attach import pending_summary
+
+            parts.append(pending_summary(self._state) or "")
         return [("class:bottom-toolbar.text", " " + " · ".join(sanitize(p) for p in parts) + " ")]
 
 
@@ -780,8 +794,12 @@ class SlashCompleter(Completer):
                 if ident.startswith(arg):
                     title = " ".join(str(getattr(row, "title", "") or "").split())[:50]
                     yield Completion(ident, start_position=-len(arg), display_meta=sanitize(title))
-        elif head == "/export":
+        elif head in ("/export", "/attach"):
             yield from self._paths.get_completions(Document(arg, len(arg)), complete_event)
+        elif head == "/role":
+            for name in sorted(state.settings.roles):
+                if name.startswith(arg):
+                    yield Completion(name, start_position=-len(arg))
 
 
 __all__ = ["EXIT_HINT", "PROMPT", "Repl", "SlashCompleter", "Warmer", "run_repl"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from chatcli.redact import Secret
 
 if TYPE_CHECKING:
+    from chatcli.roles import Role
     from chatcli.tools.servers import ServerConfig
 
 ProviderType = Literal["openai", "anthropic", "local"]
@@ -35,6 +36,7 @@ class ProviderConfig:
     include_usage: bool = True  # OpenAI `stream_options.include_usage`; some compatibles reject it
     model_path: str | None = None  # local: a GGUF file instead of the bundled SmolLM2
     context_window: int | None = None  # tokens; None = known default for the model, or unknown
+    vision: bool | None = None  # takes images and PDFs; None = not known (the provider's answer decides)
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this provider holds, for redaction of error text."""
@@ -71,3 +73,6 @@ class Settings:
     allow_tools: tuple[tuple[str, str], ...] = ()  # --allow-tool SERVER:TOOL
     max_tool_rounds: int = 10
     tool_result_limit: int = 64_000  # characters of a tool result sent to the model
+    # -- roles -----------------------------------------------------------------------------------
+    roles: Mapping[str, Role] = field(default_factory=dict)  # [roles.NAME]
+    role: str | None = None  # --role NAME (already applied to system/model/temperature/max_tokens)

@@ -18,7 +18,10 @@ The rules (SPEC "Piped stdin"):
 * binary (a NUL byte) or non-UTF-8 input is refused (exit 2) naming the offset; a UTF-8 BOM is
   dropped;
 * input above `MAX_BYTES` (10 MB — far beyond any model's context window) is refused rather than
-  truncated silently.
+  truncated silently;
+* in `chatcli ask`, piped bytes that are an image or a PDF (judged by their first bytes) become an
+  attachment instead (`read_piped_input`); for them the attachment limits apply (up to
+  `MAX_ATTACHMENT_BYTES`, 32 MB), so stdin is read up to that much. Other bytes keep the rules above.
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ import os
 import re
 import select
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from chatcli.env import Environment
 from chatcli.errors import InputError, UsageError
 
+if TYPE_CHECKING:
+    from chatcli.attachments import Attachment
+
 MAX_BYTES = 10 * 1024 * 1024
+#: The most piped stdin may be when it is an image or a PDF (the PDF limit, chatcli/attachments.py).
+MAX_ATTACHMENT_BYTES = 32_000_000
 _CHUNK = 1 << 16
 _BACKTICKS = re.compile(r"`+")
 
@@ -121,6 +129,41 @@ def read_piped(env: Environment, timeout: float, *, have_argument: bool) -> str 
     if not data:
         return None
     return decode(data)
+
+
+def read_piped_input(env: Environment, timeout: float, *,
+                     have_argument: bool) -> tuple[str | None, Attachment | None]:
+    """`read_piped`, except that an image or a PDF on stdin comes back as an attachment: (text, None)
+    or (None, attachment). Text keeps its 10 MB limit and other binary input its clear error."""
+    if env.stdin is None or env.stdin_isatty:
+        return None, None
+    stream = getattr(env.stdin, "buffer", env.stdin)
+    try:
+        data = read_bytes(stream, timeout, limit=MAX_ATTACHMENT_BYTES)
+    except StdinTimeout:
+        if have_argument:
+            env.warn(f"stdin is open but sent nothing in {timeout:g}s; going on with the argument alone")
+            return None, None
+        raise InputError(
+            f"stdin is open but sent nothing in {timeout:g}s: pass the prompt as an argument, "
+            "close the pipe (< /dev/null), or raise stdin_timeout"
+        ) from None
+    except InputError:
+        raise InputError("piped input is larger than 32 MB (the limit for a PDF; 20 MB for an image, "
+                         "10 MB for text); send a smaller part") from None
+    if not data:
+        return None, None
+    from chatcli.attachments import piped  # only once bytes arrived: the text path stays lean
+
+    attachment = piped(data)
+    if attachment is not None:
+        return None, attachment
+    if len(data) > MAX_BYTES:
+        raise InputError(
+            f"piped input is larger than {MAX_BYTES // (1024 * 1024)} MB; send a smaller part "
+            "(e.g. head -c 1000000 FILE | chatcli ask ...)"
+        )
+    return decode(data), None
 
 
 def fence_for(text: str) -> str:

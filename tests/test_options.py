@@ -95,6 +95,9 @@ HAND_PICKED: list[list[str]] = [
     ["-T", "time", "ask", "hi"], ["ask", "-T", "time,files", "-T", "web", "hi"], ["ask", "--no-tools", "hi"],
     ["--allow-tool", "time:get_current_time", "ask", "--allow-tool", "files:read_file", "q"],
     ["-T", "a", "ask", "-T", "b", "q"], ["ask", "--tools=time", "q"], ["ask", "-T"], ["-T", "x"],
+    ["ask", "-a", "shot.png", "describe"], ["-a", "a.png", "ask", "-a", "b.pdf", "--attach=c.txt", "q"],
+    ["ask", "-a", "-", "q"], ["ask", "-a"], ["-a", "x.png"], ["ask", "--role", "reviewer", "-m", "x", "q"],
+    ["--role", "shell", "ask", "--role", "reviewer", "q"], ["--role", "shell"], ["ask", "--role"],
 ]
 
 VALUES = ["gpt-4o", "anthropic:claude", "a b", "", "-x", "--json", "0", "1", "7", "2", "2.0", "1.5", ".5",

@@ -63,9 +63,9 @@ def test_unknown_key_names_file_line_role_and_key() -> None:
 
 @pytest.mark.parametrize(("body", "line", "key", "expected"), [
     ("system = 3", 2, "system", "expected a string, got 3"),
-    ('system = "s"\nmodel = ""', 3, "model", "expected a non-empty string, got a string"),
+    ('system = "s"\nmodel = ""', 3, "model", "expected a non-empty string, got \"\""),
     ('system = "s"\ntemperature = 2.5', 3, "temperature", "expected a number from 0 to 2, got 2.5"),
-    ('system = "s"\ntemperature = "hot"', 3, "temperature", "expected a number from 0 to 2, got a string"),
+    ('system = "s"\ntemperature = "hot"', 3, "temperature", "expected a number from 0 to 2, got \"hot\""),
     ('system = "s"\nmax_tokens = 0', 3, "max_tokens", "expected a whole number ≥ 1, got 0"),
     ('system = "s"\nmax_tokens = true', 3, "max_tokens", "expected a whole number ≥ 1, got true"),
 ])
@@ -78,7 +78,7 @@ def test_missing_system_and_bad_shapes() -> None:
     err = config_error('\n[roles.r]\nmodel = "x"\n')
     assert err.message == '/cfg/config.toml:2: roles.r: missing "system" (the role\'s system prompt)'
     err = config_error('[roles]\nr = "just a string"\n')
-    assert "roles.r: expected a table ([roles.r]), got a string" in err.message
+    assert "roles.r: expected a table ([roles.r]), got \"just a string\"" in err.message
     err = config_error('[roles."a:b"]\nsystem = "s"\n')
     assert "roles.a:b: role names may use letters" in err.message
 

@@ -7,6 +7,7 @@ place and read the same for both wire dialects.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -276,7 +277,29 @@ def _describe(kind: ErrorKind, status: int | None, text: str, config: ProviderCo
                 f"and the base URL")
     if kind == "quota":
         return f"quota exhausted{http}{said}; check the plan and billing of this account"
+    if kind == "bad_request":
+        refused = _refused_kind(text)
+        if refused is not None:
+            who = f"the model {model!r}" if model else "the model"
+            return f"{who} does not accept {refused}{http}{said}; attach text, or choose a model that takes {refused}"
     return f"{_PLAIN_CAUSES.get(kind, 'server error')}{http}{said}"
+
+
+_KIND_WORDS = (("images", r"image|vision|image_url"), ("PDFs", r"pdf|document|file"))
+
+
+def _refused_kind(text: str) -> str | None:
+    """ "images" / "PDFs" when a 400's text says the model does not take that kind of input, e.g.
+    OpenAI's "Invalid content type. image_url is only supported by certain models", vLLM's
+    "... is not a multimodal model", Anthropic's "... does not support image input"."""
+    low = text.lower()
+    denial = r"(?:not supported|unsupported|not support|doesn't support|only supported|not a multimodal|not accept)"
+    for what, words in _KIND_WORDS:
+        if re.search(rf"(?:{words})[^.;]*{denial}|{denial}[^.;]*(?:{words})", low):
+            return what
+    if "not a multimodal" in low:
+        return "images"
+    return None
 
 
 # Error kinds whose message is just what happened (no hint to add).

@@ -343,9 +343,9 @@ def _tool_input_object(arguments: str) -> dict[str, Any]:
 
 
 def _b64(data: bytes) -> str:
-    import base64
+    from chatcli.attachments import base64_text  # built in place: a lower peak than b64encode().decode()
 
-    return base64.b64encode(data).decode("ascii")
+    return base64_text(data)
 
 
 def _wire_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
