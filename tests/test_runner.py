@@ -80,7 +80,7 @@ def test_config_path_reads_the_environment_of_the_call(tmp_path: Path) -> None:
     result = same("config", "path", env={"CHATCLI_CONFIG": str(chosen)})
     assert result.exit_code == 0
     assert result.stdout == f"{chosen}\n"
-    assert result.stderr_lines == ["chatcli: (the file does not exist yet: `chatcli config init` writes a starter one)"]
+    assert result.stderr_lines == ["The file does not exist yet; `chatcli config init` writes a starter one."]
     assert "CHATCLI_CONFIG" not in os.environ  # put back after the call
 
 
