@@ -1,4 +1,4 @@
-"""The `chatcli` command: flags -> Settings (config.py) -> objects (app.py) -> a flow (oneshot / repl).
+"""The `chatcli` command: flags -> Settings (config/) -> objects (app.py) -> a flow (oneshot / repl).
 
 Wiring only. This is also the one place that turns errors into what the user sees:
 

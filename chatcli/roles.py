@@ -7,8 +7,8 @@
     max_tokens = 1500                        # optional
 
 `system` is required; an unknown key or a wrong type is a `ConfigError` worded like every other
-config error (file, line, `roles.NAME.key`, what was expected), through chatcli/config.py's own
-helpers. That module is imported inside the functions, not at the top: config.py is the one that
+config error (file, line, `roles.NAME.key`, what was expected), through chatcli/config/'s own
+helpers. That module is imported inside the functions, not at the top: config/load.py is the one that
 calls `parse_roles` while it loads, so a top-level import either way would be a cycle.
 
 Precedence (`apply`): an explicit flag beats the role; the role beats the config file's top-level

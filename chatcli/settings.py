@@ -1,4 +1,4 @@
-"""The effective settings as frozen values. Reading and validating them is `config.py`'s job."""
+"""The effective settings as frozen values. Reading and validating them is the job of `chatcli/config/`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""config.py in-process: precedence, .env, validation messages, model resolution, show/init text."""
+"""chatcli/config/ in-process: precedence, .env, validation messages, model resolution, show/init text."""
 
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def http_client(client_cls: type[httpx2.Client], config: ProviderConfig, *, trus
 def invalid_base_url(config: ProviderConfig, exc: BaseException) -> ProviderError:
     """A base URL httpx2 cannot use: malformed (`http://[::1`, raised when the client is built) or
     without an http(s) scheme (`localhost:11434/v1`). Not retryable, unlike a refused connection.
-    `config.py` should catch these first; this keeps a bad one from looking like a network fault."""
+    `chatcli/config/` should catch these first; this keeps a bad one from looking like a network fault."""
     return ProviderError("bad_request", f"invalid base URL ({clean(str(exc), config, 100)}); it must look like "
                          "http://host:port/v1", provider=config.name, base_url=config.base_url)
 

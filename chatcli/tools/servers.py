@@ -28,7 +28,7 @@ from chatcli.errors import ConfigError
 DEFAULT_STARTUP_TIMEOUT = 15.0
 DEFAULT_CALL_TIMEOUT = 60.0
 
-# Finds the line of (table, key) in the config text, for errors; config.py has one (`locate`).
+# Finds the line of (table, key) in the config text, for errors; chatcli/config/file.py has one (`locate`).
 LineOf = Callable[[tuple[str, ...], str | None], int | None]
 
 _KEYS = ("command", "args", "env", "cwd", "url", "headers", "enabled", "startup_timeout", "timeout", "allow")
