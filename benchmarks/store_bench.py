@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chatcli.history import list_cmd, search_cmd
-from chatcli.store import Store
+from chatcli.history.commands import list_cmd, search_cmd
+from chatcli.history.store import Store
 
 LIST_TARGET_MS = 100.0
 SEARCH_TARGET_MS = 300.0

@@ -20,10 +20,10 @@ from chatcli.env import Environment
 from chatcli.settings import ProviderConfig, Settings
 
 if TYPE_CHECKING:
+    from chatcli.history.store import Store, StoreRecorder
     from chatcli.providers.base import Provider
     from chatcli.render.base import ReplyView
     from chatcli.session import Session, Trimmer, Turn
-    from chatcli.store import Store, StoreRecorder
     from chatcli.tools.host import McpHost
     from chatcli.tools.runtime import ToolRuntime
 
@@ -94,7 +94,7 @@ class App:
         """
         if not self._store_opened:
             self._store_opened = True
-            from chatcli.store import open_for_chat
+            from chatcli.history.store import open_for_chat
 
             assert self.settings.data_dir is not None
             self._store = open_for_chat(self.settings.data_dir, warn=warn or self.env.warn)
@@ -107,7 +107,7 @@ class App:
 
     def history_store(self) -> Store:
         """The store for `chatcli history ...`: there, a store that cannot be opened is an error."""
-        from chatcli.store import Store
+        from chatcli.history.store import Store
 
         assert self.settings.data_dir is not None
         return Store.open(self.settings.data_dir, warn=self.env.warn)
@@ -116,7 +116,7 @@ class App:
         """`--resume ID` / `--continue`: the stored conversation, or None (`-c` with nothing saved)."""
         if resume is None and not continue_:
             return None
-        from chatcli.history import load_for_resume
+        from chatcli.history.commands import load_for_resume
 
         store = self.store()
         if store is None:

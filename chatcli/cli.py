@@ -442,7 +442,7 @@ def _build_app() -> "typer.Typer":
                                                         help="Show at most N conversations.")] = 20,
                      offset: Annotated[int, typer.Option("--offset", min=0, metavar="N",
                                                          help="Skip the N most recent first.")] = 0) -> None:
-        from chatcli import history
+        from chatcli.history import commands as history
 
         app_ = _make_app(_root(ctx))
         with app_.history_store() as store:
@@ -451,7 +451,7 @@ def _build_app() -> "typer.Typer":
     @history_app.command("show", help="Print conversation ID (an id or a unique prefix).")
     @_pipe_safe
     def history_show(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-        from chatcli import history
+        from chatcli.history import commands as history
 
         app_ = _make_app(_root(ctx))
         render = None
@@ -472,7 +472,7 @@ def _build_app() -> "typer.Typer":
                        json_: Annotated[bool, typer.Option("--json", help="JSON instead of markdown.")] = False,
                        force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False
                        ) -> None:
-        from chatcli import history
+        from chatcli.history import commands as history
 
         app_ = _make_app(_root(ctx))
         with app_.history_store() as store:
@@ -486,7 +486,7 @@ def _build_app() -> "typer.Typer":
     def history_delete(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")],
                        yes: Annotated[bool, typer.Option("-y", "--yes", help=(
                            "Do not ask (required when stdin is not a terminal)."))] = False) -> None:
-        from chatcli import history
+        from chatcli.history import commands as history
 
         app_ = _make_app(_root(ctx))
         env = app_.env
@@ -500,7 +500,7 @@ def _build_app() -> "typer.Typer":
     def history_search(ctx: typer.Context, text: Annotated[str, typer.Argument(metavar="TEXT")],
                        limit: Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N",
                                                           help="Show at most N matches.")] = 20) -> None:
-        from chatcli import history
+        from chatcli.history import commands as history
 
         app_ = _make_app(_root(ctx))
         with app_.history_store() as store:

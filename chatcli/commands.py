@@ -38,7 +38,7 @@ ModelResolver = Callable[[str], "tuple[Provider, str]"]
 
 
 class ConversationStore(Protocol):
-    """What the commands use of `chatcli.store.Store` (a Protocol so tests can pass a fake)."""
+    """What the commands use of `chatcli.history.store.Store` (a Protocol so tests can pass a fake)."""
 
     def list_conversations(self, limit: int = ...) -> Sequence[Any]: ...
 
@@ -154,8 +154,8 @@ def conversation_cost(settings: Settings, turns: Iterable[Turn]) -> tuple[float,
 
 def to_markdown(session: Session) -> str:
     """The conversation as a markdown document (raw text: it goes to a file, not the terminal),
-    made by the same exporter as `chatcli history export` (chatcli/export.py)."""
-    from chatcli.export import to_markdown as export_markdown
+    made by the same exporter as `chatcli history export` (chatcli/history/export.py)."""
+    from chatcli.history.export import to_markdown as export_markdown
 
     return export_markdown(session.turns, conversation_id=conversation_id(session), model=model_label(session),
                            system_now=session.system)
@@ -309,9 +309,9 @@ def _no_store_reason(state: ReplState) -> str:
 
 
 def _describe(row: Any) -> str:
-    """One line for a stored conversation (a `chatcli.store.Conversation`): the model named
+    """One line for a stored conversation (a `chatcli.history.store.Conversation`): the model named
     `provider:model`, as `chatcli history list` names it."""
-    from chatcli.export import model_spec
+    from chatcli.history.export import model_spec
 
     ident = getattr(row, "id", None)
     title = getattr(row, "title", None) or ""
@@ -376,7 +376,7 @@ def _export(state: ReplState, args: str, *, force: bool = False) -> Outcome:
     """/export [FILE] writes the conversation as markdown, 0600. An existing FILE is kept: the
     command says so and that `/export! FILE` replaces it (a prompt cannot be asked from a handler,
     and a second, explicit command is as deliberate as a confirmation)."""
-    from chatcli.export import write_export
+    from chatcli.history.export import write_export
 
     if not state.session.turns:
         state.say("nothing to export yet")

@@ -14,7 +14,7 @@ Wiring (for `cli.py`)::
                                        # label can say provider:model after /model
         resolve_model=resolve,         # "/model SPEC" -> (Provider, model); raise ChatCLIError if bad.
                                        # None: chatcli.config.resolve + build_provider, like -m
-        store=store,                   # chatcli.store.Store, or None with --no-save
+        store=store,                   # chatcli.history.store.Store, or None with --no-save
         env=env,                       # chatcli.env.Environment (streams and their TTY flags)
         first_message=piped_text,      # `cat notes.md | chatcli`: sent before the first prompt
         history_path=None,             # input history file; None = <settings.data_dir>/input_history

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-# Schema 1 exactly as released (chatcli/store.py before the trigram index).
+# Schema 1 exactly as released (chatcli/history/store.py before the trigram index).
 OLD_SCHEMA = (
     """CREATE TABLE conversations (
         id TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '', created REAL NOT NULL,

@@ -246,7 +246,7 @@ def test_export_writes_markdown(tmp_path: Path) -> None:
     assert "## System\n\nbe brief" in text
     assert "## You\n\nand 3+3?" in text
     assert "## Assistant (fake:m1)\n\nSix is" in text
-    # One exporter for /export and `history export` (chatcli/export.py): history's partial mark.
+    # One exporter for /export and `history export` (chatcli/history/export.py): history's partial mark.
     assert "partial reply (length)" in text
     assert str(target) in out(state)
 
@@ -287,7 +287,7 @@ def test_multiline_toggles() -> None:
 
 
 def test_history_lists_and_resume_loads(tmp_path: Path) -> None:
-    from chatcli.store import Store
+    from chatcli.history.store import Store
 
     store = Store.open(tmp_path / "data")
     provider = FakeProvider()
@@ -318,8 +318,8 @@ def test_to_markdown_without_title() -> None:
 
 
 def test_history_names_the_model_as_history_list_does(tmp_path: Path) -> None:
-    import chatcli.history
-    from chatcli.store import Store
+    import chatcli.history.commands
+    from chatcli.history.store import Store
 
     with Store.open(tmp_path / "data") as store:
         rec = store.recorder()
@@ -328,12 +328,12 @@ def test_history_names_the_model_as_history_list_does(tmp_path: Path) -> None:
         state = make_state(store=store)
         dispatch(state, "/history")
         listed = io.StringIO()
-        chatcli.history.list_cmd(store, listed)
+        chatcli.history.commands.list_cmd(store, listed)
     assert "openai:gpt-4o-mini" in out(state) and "openai:gpt-4o-mini" in listed.getvalue()
 
 
 def test_history_needs_a_positive_count_and_resume_points_to_history(tmp_path: Path) -> None:
-    from chatcli.store import Store
+    from chatcli.history.store import Store
 
     with Store.open(tmp_path / "data") as store:
         for text in ("one", "two"):

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from chatcli import history
 from chatcli.commands import ReplState, dispatch
 from chatcli.errors import UsageError
 from chatcli.events import Finish, TextDelta, Usage
-from chatcli.export import demote_headings, export_title, to_markdown
+from chatcli.history import commands as history
+from chatcli.history.export import demote_headings, export_title, to_markdown
+from chatcli.history.store import Store
 from chatcli.session import Session, Turn
 from chatcli.settings import Settings
-from chatcli.store import Store
 from tests.fakes import TTY, FakeProvider
 
 REPLY = "## Summary\n\nIt works.\n\n```md\n## not a heading: code\n```\n\nDetails\n-------\n\n> ## quoted"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chatcli import history
 from chatcli.errors import ExitCode, UsageError
+from chatcli.history import commands as history
+from chatcli.history.store import ConversationNotFound, Store
 from chatcli.session import Turn
-from chatcli.store import ConversationNotFound, Store
 from tests.fakes import TTY
 
 EVIL = "\x1b[2J\x1b]52;c;ZXZpbA==\x07\x1b]8;;http://evil\x1b\\label\x1b]8;;\x1b\\ \x9b31m\x9d0;t\x9c \x90dcs\x9c\x07\b"

@@ -597,7 +597,7 @@ def test_history_defaults_to_the_data_dir(tmp_path: Path) -> None:
 
 
 def test_exit_names_the_saved_conversation(tmp_path: Path) -> None:
-    from chatcli.store import Store
+    from chatcli.history.store import Store
 
     store = Store.open(tmp_path / "data")
     provider = FakeProvider()
@@ -609,7 +609,7 @@ def test_exit_names_the_saved_conversation(tmp_path: Path) -> None:
 
 
 def test_resume_and_new_through_the_loop(tmp_path: Path) -> None:
-    from chatcli.store import Store
+    from chatcli.history.store import Store
 
     store = Store.open(tmp_path / "data")
     provider = FakeProvider()
@@ -643,7 +643,7 @@ def run_with_opener(session: Session, keys: str, opener: Any, output: Any = None
 
 
 def test_a_new_conversations_store_is_opened_once_the_prompt_is_drawn(tmp_path: Path) -> None:
-    from chatcli.store import Store
+    from chatcli.history.store import Store
 
     order: list[str] = []
     provider = FakeProvider().reply("answer")
@@ -689,7 +689,7 @@ def test_a_store_that_cannot_be_opened_warns_and_the_chat_goes_on() -> None:
 def test_a_store_failing_later_in_the_chat_says_so(tmp_path: Path) -> None:
     """The store keeps the warning callable it was opened with: a full disk at the second message
     must reach the terminal, not the list that collected the opening's warnings."""
-    from chatcli.store import Store
+    from chatcli.history.store import Store
     from tests.test_store_failures import FailingConnection, _failing_connect
 
     stores: list[Store] = []
@@ -755,7 +755,7 @@ def test_enter_is_looked_up_once_the_prompt_is_drawn(monkeypatch: pytest.MonkeyP
 
 
 def test_a_piped_first_message_is_recorded_too(tmp_path: Path) -> None:
-    from chatcli.store import Store
+    from chatcli.history.store import Store
 
     provider = FakeProvider().reply("to the pipe")
     session = Session(provider, model="m1")

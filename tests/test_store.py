@@ -10,14 +10,14 @@ import pytest
 
 from chatcli.errors import ExitCode, ProviderError, StoreError
 from chatcli.events import Finish, ReasoningDelta, TextDelta, Usage
-from chatcli.session import Session, Turn
-from chatcli.store import (
+from chatcli.history.store import (
     SCHEMA_VERSION,
     AmbiguousConversation,
     ConversationNotFound,
     Store,
     open_for_chat,
 )
+from chatcli.session import Session, Turn
 from tests.fakes import FakeProvider
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chatcli.store import Store
+from chatcli.history.store import Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from chatcli.events import Finish, TextDelta, Usage
 from chatcli.session import Session
 from chatcli.signals import Terminated, install_termination_handlers
-from chatcli.store import Store
+from chatcli.history.store import Store
 from chatcli.turn import run_turn
 
 class SlowProvider:

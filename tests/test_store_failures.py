@@ -22,8 +22,8 @@ import pytest
 from chatcli import fsperm
 from chatcli.errors import StoreError
 from chatcli.events import Finish, TextDelta
+from chatcli.history.store import Store, open_for_chat
 from chatcli.session import Session, Turn
-from chatcli.store import Store, open_for_chat
 from tests.fakes import FakeProvider
 
 

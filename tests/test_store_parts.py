@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 
 from chatcli.events import DocumentPart, ImagePart, ToolCallPart, ToolResultPart
+from chatcli.history.store import SCHEMA_VERSION, Store
 from chatcli.session import Session, Turn
-from chatcli.store import SCHEMA_VERSION, Store
 from tests.fakes import FakeProvider
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake-but-stored-as-is" * 10
@@ -117,7 +117,7 @@ def _tool_conversation(tmp_path: Path) -> tuple[Store, str]:
 def test_history_show_names_attachments_calls_and_results_inert(tmp_path: Path) -> None:
     import io
 
-    from chatcli import history
+    from chatcli.history import commands as history
 
     store, conv = _tool_conversation(tmp_path)
     out = io.StringIO()
@@ -135,7 +135,7 @@ def test_exports_carry_the_parts(tmp_path: Path) -> None:
     import io
     import json
 
-    from chatcli import history
+    from chatcli.history import commands as history
 
     store, conv = _tool_conversation(tmp_path)
     md, js = io.StringIO(), io.StringIO()

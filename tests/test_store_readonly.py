@@ -22,12 +22,13 @@ from typing import Any
 
 import pytest
 
-from chatcli import fsperm, history
+from chatcli import fsperm
 from chatcli.commands import ReplState, dispatch
 from chatcli.errors import StoreError
+from chatcli.history import commands as history
+from chatcli.history.store import Store, open_for_chat
 from chatcli.session import Session, Turn
 from chatcli.settings import Settings
-from chatcli.store import Store, open_for_chat
 from tests.fakes import FakeProvider
 from tests.store_schema1 import make_old_database
 

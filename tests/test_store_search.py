@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from chatcli import history
-from chatcli import store as store_module
+from chatcli.history import commands as history
+from chatcli.history import store as store_module
+from chatcli.history.store import SCHEMA_VERSION, Store
 from chatcli.session import Turn
-from chatcli.store import SCHEMA_VERSION, Store
 from tests.store_schema1 import make_old_database
 
 SENTENCES = [

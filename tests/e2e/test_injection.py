@@ -138,8 +138,8 @@ def test_injection_rich_panel_in_pty(tmp_path: Path) -> None:
 def test_R13_stored_escapes_neutralised_on_replay(tmp_path: Path) -> None:
     """R13: a conversation whose stored text holds escape payloads, shown again with
     `history show` (piped and in a terminal), `history list` and `history search`."""
+    from chatcli.history.store import Store
     from chatcli.session import Turn
-    from chatcli.store import Store
 
     payload = "".join("".join(chunks) for chunks in PAYLOADS.values())
     data = tmp_path / "chatcli-data"

@@ -341,8 +341,8 @@ def test_ctrl_c_while_the_panel_is_busy_rendering(server: SSEServer, tmp_path: P
 def test_R13_repl_history_list_neutralises_stored_titles(server: SSEServer, tmp_path: Path) -> None:
     """R13 in the REPL: `/history` lists a saved conversation whose title (the first message) holds
     escape sequences; none of them reaches the terminal."""
+    from chatcli.history.store import Store
     from chatcli.session import Turn
-    from chatcli.store import Store
 
     with Store.open(tmp_path / "chatcli-data") as store:
         rec = store.recorder()

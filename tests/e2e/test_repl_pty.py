@@ -363,7 +363,7 @@ def test_the_prompt_is_drawn_before_the_chats_own_modules_load(server: SSEServer
     modules = set(loaded.read_text().split())
     assert {"chatcli.cli", "chatcli.config", "chatcli.repl"} <= modules  # the file is what it says
     late = {"chatcli.commands", "chatcli.session", "chatcli.events", "chatcli.turn", "chatcli.providers.openai",
-            "chatcli.providers.base", "chatcli.store"}
+            "chatcli.providers.base", "chatcli.history.store"}
     assert not modules & late, f"loaded before the first frame: {sorted(modules & late)}"
 
 

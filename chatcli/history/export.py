@@ -116,8 +116,8 @@ def to_markdown(turns: Sequence[Turn], *, conversation_id: str | None = None, mo
 
 def _parts_section(turn: Turn) -> list[str]:
     """Attachments named, tool calls with their arguments, tool results summarised (first lines)."""
-    from chatcli import partcodec
     from chatcli.events import ToolCallPart, ToolResultPart
+    from chatcli.history import partcodec
 
     lines: list[str] = []
     for part in turn.parts:

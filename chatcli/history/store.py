@@ -198,7 +198,7 @@ _V3_TURNS = """CREATE TABLE turns_v3 (
         ttft            REAL,
         duration        REAL,
         created         REAL NOT NULL,
-        parts           TEXT,  -- JSON (chatcli/partcodec.py): tool calls, tool results, attachments
+        parts           TEXT,  -- JSON (chatcli/history/partcodec.py): tool calls, tool results, attachments
         UNIQUE (conversation_id, seq)
     )"""
 _V1_COLUMNS = ("id, conversation_id, seq, role, content, reasoning, finish_reason, finish_raw, finish_detail, "
@@ -803,7 +803,7 @@ def _new_conversation(conn: sqlite3.Connection, turn: Turn, now: float, wanted: 
 def encode_parts(parts: Sequence[Part]) -> tuple[str | None, dict[str, tuple[str, bytes]]]:
     if not parts:
         return None, {}  # most turns: no import, no JSON
-    from chatcli import partcodec
+    from chatcli.history import partcodec
 
     return partcodec.encode(parts)
 
@@ -863,7 +863,7 @@ def _turn(row: Sequence[Any], conn: sqlite3.Connection | None = None) -> Turn:
 def _parts(text: str | None, conn: sqlite3.Connection | None) -> tuple[Part, ...]:
     if not text:
         return ()
-    from chatcli import partcodec
+    from chatcli.history import partcodec
 
     def blob(key: str) -> bytes | None:
         row = conn.execute("SELECT data FROM blobs WHERE hash = ?", (key,)).fetchone() if conn else None

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from chatcli import export
 from chatcli.errors import UsageError
+from chatcli.history import export
+from chatcli.history.store import Conversation, SearchHit, Store
 from chatcli.session import Turn
-from chatcli.store import Conversation, SearchHit, Store
 
 ExportFormat = Literal["markdown", "json"]
 
@@ -133,7 +133,7 @@ def search_cmd(store: Store, text: str, out: TextIO, *, limit: int = 20) -> int:
         print(f"{hit.conversation_id}  {_when(hit.created)}  {hit.role:<9}  {_one_line(hit.title, 50)}", file=out)
         print(f"    {_snippet(hit)}", file=out)
     if len(hits) < limit and store.short_scan_bounded(text):
-        from chatcli import store as store_module  # read at call time: the bound is the store's
+        from chatcli.history import store as store_module  # read at call time: the bound is the store's
 
         print(f"(a search with no word of 3 or more characters looks at the newest "
               f"{store_module.SHORT_SCAN_TURNS:,} turns only)", file=out)
@@ -197,7 +197,7 @@ def show_cmd(store: Store, conv_id: str, out: TextIO, *,
 
 
 def _print_parts(turn: Turn, out: TextIO) -> None:
-    from chatcli import partcodec
+    from chatcli.history import partcodec
 
     for part in turn.parts:
         print(f"  ⚙ {_one_line(partcodec.describe(part))}", file=out)
@@ -269,7 +269,7 @@ def to_json(conversation: Conversation, turns: Sequence[Turn]) -> str:
 
 
 def _turn_json(turn: Turn) -> dict[str, object]:
-    from chatcli import partcodec
+    from chatcli.history import partcodec
 
     row = {f.name: getattr(turn, f.name) for f in dataclasses.fields(turn) if f.name != "parts"}
     row["parts"] = partcodec.to_json_rows(turn.parts)
