@@ -1,4 +1,4 @@
-"""The loopback SSE server (tests/sse_server.py) in a process of its own, for the pty benchmarks.
+"""The loopback SSE server (tests/support/sse_server.py) in a process of its own, for the pty benchmarks.
 
 In the bench's own process the server's thread shares the GIL with pexpect, which is busy reading
 and searching the terminal output exactly while the request is in flight: the server then waits
@@ -15,7 +15,7 @@ import multiprocessing
 from multiprocessing.connection import Connection
 from typing import Any
 
-from tests.sse_server import Reply, SSEServer
+from tests.support.sse_server import Reply, SSEServer
 
 
 def _serve(conn: Connection) -> None:

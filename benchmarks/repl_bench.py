@@ -4,7 +4,7 @@
 
 Runs `chatcli` as `pip install .` installs it (benchmarks/_install.py: a byte-compiled copy of this
 checkout in a temporary environment; `--editable` runs the current environment's `chatcli`
-instead) in a pseudo-terminal (pexpect), against the loopback SSE server (tests/sse_server.py)
+instead) in a pseudo-terminal (pexpect), against the loopback SSE server (tests/support/sse_server.py)
 answering at once, so every figure is client time. The server runs in a process of its own
 (benchmarks/_server.py): in the bench's process it waited for the GIL while pexpect read the
 terminal, noise larger than the differences measured here.
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._install import Install, bench_env, user_install  # noqa: E402
 from benchmarks._server import ServerProcess  # noqa: E402
-from tests.sse_server import Reply, openai_chunks  # noqa: E402
+from tests.support.sse_server import Reply, openai_chunks  # noqa: E402
 
 PROMPT_ON = "\x1b[?2004h"  # prompt-toolkit enables bracketed paste when a prompt starts
 PROMPT_TARGET = 0.250

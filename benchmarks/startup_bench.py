@@ -11,7 +11,7 @@ Measures the median wall time (N runs each, interleaved so drift hits every row 
 * `chatcli ask hi`, time to first byte target <= 1.1 x the plain SDK loop (with --no-save, and
   saving to the history database as by default).
 
-Both streaming rows talk to the same loopback SSE server (tests/sse_server.py) with zero
+Both streaming rows talk to the same loopback SSE server (tests/support/sse_server.py) with zero
 latency, so the figures are pure client start-up: interpreter, imports, config, request.
 "paired" is the median of the per-round ratios chatcli / SDK loop (each round runs every row
 once, back to back): on this VM, where one start can take 20-30% longer than the next for no
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import repl_bench  # noqa: E402
 from benchmarks._install import bench_env  # noqa: E402
-from tests.sse_server import Reply, SSEServer, openai_chunks  # noqa: E402
+from tests.support.sse_server import Reply, SSEServer, openai_chunks  # noqa: E402
 
 # The seed's plain SDK loop (shared/seeds), reduced to its essentials and pointed at the server.
 SDK_LOOP = """\

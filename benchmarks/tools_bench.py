@@ -5,7 +5,7 @@
 * own cost per round   the model's tool-call stream has ended (the provider yielded its finish)
                        -> the next request has reached the loopback server, MINUS the tool's own
                        run time (the MCP call as the runtime timed it). Real parts: the openai SDK
-                       over HTTP to tests/sse_server.py, `mcp-server-time` over stdio, the tool
+                       over HTTP to tests/support/sse_server.py, `mcp-server-time` over stdio, the tool
                        allowed by a flag (no question). Targets: p50 <= 20 ms, p95 <= 50 ms.
                        Printed beside it: the server's own call time, p50/p95.
 * launch -> prompt     `chatcli` in a pseudo-terminal, with three MCP servers configured against
@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.sse_server import Reply, SSEServer, openai_chunks, openai_tool_call, openai_tool_chunks  # noqa: E402
+from tests.support.sse_server import Reply, SSEServer, openai_chunks, openai_tool_call, openai_tool_chunks  # noqa: E402
 
 NAME = "time__get_current_time"
 P50_TARGET, P95_TARGET = 0.020, 0.050

@@ -10,56 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.sse_server import Reply, SSEServer, openai_chunks
+from tests.support.binary import CHATCLI, KEY, OTHER_KEY, assert_clean, cli_env, run, user_text
+from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
-CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
 pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
-
-KEY = "sk-canary-5f1e2d3c4b5a69788796WXYZ"
-OTHER_KEY = "sk-dotenv-00aa11bb22cc33dd44eeQRST"
-
-
-def cli_env(server: SSEServer | None = None, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(TERM="dumb", PYTHONUNBUFFERED="1", CHATCLI_STDIN_TIMEOUT="2")
-    env.pop("NO_COLOR", None)
-    if server is not None:
-        env.update(OPENAI_BASE_URL=server.openai_url, OPENAI_API_KEY=KEY)
-    env.update(extra)
-    return env
-
-
-def run(args: list[str], env: dict[str, str], *, input: bytes | None = None, stdin: Any = subprocess.DEVNULL,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    assert CHATCLI is not None
-    proc = subprocess.run([CHATCLI, *args], env=env, input=input, stdin=None if input is not None else stdin,
-                          capture_output=True, timeout=timeout)
-    out = proc.stdout.decode("utf-8", "replace")
-    err = proc.stderr.decode("utf-8", "replace")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def assert_clean(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
-    for secret in (KEY, OTHER_KEY, *secrets):
-        assert secret not in result.stdout and secret not in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def user_text(server: SSEServer, index: int = -1) -> str:
-    body = server.requests[index].json
-    assert body is not None
-    content = body["messages"][-1]["content"]
-    return content if isinstance(content, str) else "".join(part["text"] for part in content)
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.sse_server import Reply, SSEServer, anthropic_events, openai_chunks, openai_error
 from tests.support import media
-from tests.test_cli_ask import CHATCLI, KEY, assert_clean, cli_env, run
+from tests.support.binary import CHATCLI, KEY, assert_clean, cli_env, run
+from tests.support.sse_server import Reply, SSEServer, anthropic_events, openai_chunks, openai_error
 
 pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 

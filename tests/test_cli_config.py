@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chatcli import __version__
-from tests.test_cli_ask import CHATCLI, KEY, cli_env, run
+from tests.support.binary import CHATCLI, KEY, cli_env, run
 
 pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from chatcli import termenc
-from tests.sse_server import Reply, SSEServer, openai_chunks
-from tests.test_cli_ask import CHATCLI, cli_env, user_text
+from tests.support.binary import CHATCLI, cli_env, user_text
+from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 

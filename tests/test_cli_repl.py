@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sse_server import Reply, SSEServer, openai_chunks
-from tests.test_cli_ask import CHATCLI, KEY, cli_env, run, user_text
+from tests.support.binary import CHATCLI, KEY, cli_env, run, user_text
+from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 pexpect = pytest.importorskip("pexpect")
 pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sse_server import (
+from tests.support.binary import KEY, assert_clean, cli_env, run
+from tests.support.sse_server import (
     Reply,
     SSEServer,
     ToolUse,
@@ -24,7 +25,6 @@ from tests.sse_server import (
     openai_tool_call,
     openai_tool_chunks,
 )
-from tests.test_cli_ask import KEY, assert_clean, cli_env, run
 
 NAME = "time__get_current_time"
 TOKYO = '{"timezone": "Asia/Tokyo"}'

@@ -24,7 +24,7 @@ from chatcli.events import Finish, TextDelta, Usage
 from chatcli.providers.base import Provider
 from chatcli.session import Session, Turn
 from chatcli.settings import ProviderConfig, Settings
-from tests.fakes import TTY, FakeProvider
+from tests.support.fakes import TTY, FakeProvider
 
 
 def make_state(*, settings: Settings | None = None, turns: list[Turn] | None = None,

@@ -17,7 +17,7 @@ from chatcli.context import (
 )
 from chatcli.events import Finish, Message, Notice, TextDelta
 from chatcli.session import CONTINUE_PROMPT, Session, Turn
-from tests.fakes import FakeProvider
+from tests.support.fakes import FakeProvider
 
 
 @pytest.mark.parametrize("model, provider, window", [

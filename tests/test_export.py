@@ -21,7 +21,7 @@ from chatcli.history.export import demote_headings, export_title, to_markdown
 from chatcli.history.store import Store
 from chatcli.session import Session, Turn
 from chatcli.settings import Settings
-from tests.fakes import TTY, FakeProvider
+from tests.support.fakes import TTY, FakeProvider
 
 REPLY = "## Summary\n\nIt works.\n\n```md\n## not a heading: code\n```\n\nDetails\n-------\n\n> ## quoted"
 

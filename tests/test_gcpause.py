@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from chatcli import gcpause
-from tests.fakes import FakeProvider
-from tests.sse_server import Reply, SSEServer, openai_chunks
-from tests.test_repl import CTRL_D, ENTER, Harness
+from tests.support.fakes import FakeProvider
+from tests.support.repl import CTRL_D, ENTER, Harness
+from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 
 @pytest.fixture(autouse=True)

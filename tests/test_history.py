@@ -15,7 +15,7 @@ from chatcli.errors import ExitCode, UsageError
 from chatcli.history import commands as history
 from chatcli.history.store import ConversationNotFound, Store
 from chatcli.session import Turn
-from tests.fakes import TTY
+from tests.support.fakes import TTY
 
 EVIL = "\x1b[2J\x1b]52;c;ZXZpbA==\x07\x1b]8;;http://evil\x1b\\label\x1b]8;;\x1b\\ \x9b31m\x9d0;t\x9c \x90dcs\x9c\x07\b"
 DANGEROUS = ("\x1b", "\x9b", "\x9d", "\x90", "\x9c", "\x07", "\b")

@@ -17,7 +17,7 @@ from chatcli.providers.anthropic import AnthropicProvider
 from chatcli.providers.openai import OpenAIProvider
 from chatcli.redact import Secret
 from chatcli.settings import ProviderConfig
-from tests.sse_server import Reply, SSEServer, anthropic_events, openai_chunks
+from tests.support.sse_server import Reply, SSEServer, anthropic_events, openai_chunks
 
 pytestmark = pytest.mark.timeout(20)
 

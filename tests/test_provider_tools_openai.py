@@ -13,8 +13,8 @@ from chatcli.events import Event, Finish, Message, TextDelta, ToolCall, ToolCall
 from chatcli.providers.openai import OpenAIProvider
 from chatcli.redact import Secret
 from chatcli.settings import ProviderConfig
-from tests.provider_checks import finish_of, text_of
-from tests.sse_server import (
+from tests.support.provider_checks import finish_of, text_of
+from tests.support.sse_server import (
     Reply,
     Sleep,
     SSEServer,

@@ -20,7 +20,7 @@ from chatcli.events import Finish, Notice, ReasoningDelta, Retrying, TextDelta, 
 from chatcli.render.blocks import RowRenderer, render_rows
 from chatcli.render.panel import PanelView, content_width
 from chatcli.render.sanitize import sanitize
-from tests.fakes import TTY
+from tests.support.fakes import TTY
 
 COLS, ROWS = 80, 24
 

@@ -25,7 +25,7 @@ from chatcli.render.footer import describe_finish, format_stats
 from chatcli.render.panel import PanelView
 from chatcli.render.plain import PlainView
 from chatcli.turn import run_turn
-from tests.fakes import TTY
+from tests.support.fakes import TTY
 
 
 def plain(events: list[object], **kw: object) -> tuple[str, str]:

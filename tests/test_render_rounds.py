@@ -19,7 +19,7 @@ from chatcli.events import (
 )
 from chatcli.render.panel import PanelView
 from chatcli.render.rounds import RoundsView
-from tests.fakes import TTY
+from tests.support.fakes import TTY
 
 CALL = ToolCallPart("c1", "time__get_current_time", '{"timezone": "Asia/Tokyo"}')
 EVENTS: list[SessionEvent] = [

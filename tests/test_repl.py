@@ -6,7 +6,6 @@ import io
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,89 +18,13 @@ from prompt_toolkit.output import DummyOutput
 from chatcli.commands import ReplState
 from chatcli.env import Environment
 from chatcli.errors import ProviderError, UsageError
-from chatcli.events import Finish, Message, SessionEvent, TextDelta, Usage
+from chatcli.events import Finish, Message, TextDelta, Usage
 from chatcli.providers.base import Provider
 from chatcli.repl import EXIT_HINT, SlashCompleter, context_tokens, run_repl
 from chatcli.session import CONTINUE_PROMPT, Session
 from chatcli.settings import ProviderConfig, Settings
-from tests.fakes import FakeProvider
-
-ENTER = "\r"
-ESC_ENTER = "\x1b\r"
-CTRL_C = "\x03"
-CTRL_D = "\x04"
-
-
-def paste(text: str) -> str:
-    """A bracketed paste, as a terminal sends it (line breaks as CR)."""
-    return "\x1b[200~" + text.replace("\n", "\r") + "\x1b[201~"
-
-
-@dataclass
-class FakeView:
-    events: list[SessionEvent] = field(default_factory=list)
-    closed: int = 0
-    label: str = ""
-
-    def feed(self, event: SessionEvent) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        self.closed += 1
-
-    @property
-    def text(self) -> str:
-        return "".join(e.text for e in self.events if isinstance(e, TextDelta))
-
-
-@dataclass
-class Run:
-    code: int
-    err: str
-    views: list[FakeView]
-    session_calls: list[Any]
-
-
-@dataclass
-class Harness:
-    provider: FakeProvider = field(default_factory=FakeProvider)
-    settings: Settings = field(default_factory=Settings)
-    session: Session | None = None
-    resolve_model: Callable[[str], tuple[Provider, str]] | None = None
-    store: Any = None
-    history_path: Path | None = None
-    views: list[FakeView] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.session is None:
-            self.session = Session(self.provider, model="m1")
-
-    def view(self, session: Session) -> FakeView:
-        view = FakeView(label=f"{session.provider.name}:{session.model}")
-        self.views.append(view)
-        return view
-
-    def run(self, keys: str, *, first_message: str | None = None) -> Run:
-        err = io.StringIO()
-        env = Environment(stdin=None, stdout=io.StringIO(), stderr=err)
-        session = self.session
-        assert session is not None
-        with create_pipe_input() as pipe:
-            pipe.send_text(keys)
-            code = run_repl(
-                # As the CLI does: the session is built by the REPL once its prompt is drawn.
-                lambda: session, label="fake:m1",
-                settings=self.settings, open_view=self.view, resolve_model=self.resolve_model,
-                store=self.store, env=env, first_message=first_message, history_path=self.history_path,
-                input=pipe, output=DummyOutput(),
-            )
-        return Run(code, err.getvalue(), self.views, self.provider.calls)
-
-
-def sent(provider: FakeProvider) -> list[str]:
-    """The last user message of every request."""
-    return [call.messages[-1].content for call in provider.calls]
-
+from tests.support.fakes import FakeProvider
+from tests.support.repl import CTRL_C, CTRL_D, ENTER, ESC_ENTER, FakeView, Harness, paste, sent
 
 # -- sending and history ----------------------------------------------------------------------------
 
@@ -690,7 +613,8 @@ def test_a_store_failing_later_in_the_chat_says_so(tmp_path: Path) -> None:
     """The store keeps the warning callable it was opened with: a full disk at the second message
     must reach the terminal, not the list that collected the opening's warnings."""
     from chatcli.history.store import Store
-    from tests.test_store_failures import FailingConnection, _failing_connect
+    from tests.support.store_faults import FailingConnection
+    from tests.support.store_faults import failing_connect as _failing_connect
 
     stores: list[Store] = []
     provider = FakeProvider().reply("one").reply("two")

@@ -17,7 +17,7 @@ from chatcli.roles import Role
 from chatcli.session import Session
 from chatcli.settings import ProviderConfig, Settings
 from tests.support import media
-from tests.test_repl import CTRL_D, ENTER, Harness
+from tests.support.repl import CTRL_D, ENTER, Harness
 
 PNG = media.png()
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sse_server import Reply, SSEServer, openai_chunks
 from tests.support.runner import Result, chatcli
+from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 BINARY = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
 needs_binary = pytest.mark.skipif(BINARY is None, reason="the chatcli command is not installed (pip install -e .)")

@@ -10,7 +10,7 @@ from chatcli.errors import ProviderError
 from chatcli.events import Finish, Message, Notice, Retrying, TextDelta, Usage
 from chatcli.session import CONTINUE_PROMPT, RetryPolicy, Session, Turn, overlap
 from chatcli.turn import run_turn
-from tests.fakes import FakeProvider
+from tests.support.fakes import FakeProvider
 
 
 class ListRecorder:

@@ -24,7 +24,7 @@ from chatcli.events import (
     ToolStarted,
 )
 from chatcli.session import INTERRUPTED, NOT_RUN, Session, Turn
-from tests.fakes import FakeProvider
+from tests.support.fakes import FakeProvider
 
 SPEC = ToolSpec("time__get_current_time", "Current time in a timezone", {"type": "object"})
 

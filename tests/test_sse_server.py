@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests import sse_server as sse_module
-from tests.sse_server import (
+from tests.support import sse_server as sse_module
+from tests.support.sse_server import (
     Reply,
     Sleep,
     SSEServer,

@@ -18,7 +18,7 @@ from chatcli.history.store import (
     open_for_chat,
 )
 from chatcli.session import Session, Turn
-from tests.fakes import FakeProvider
+from tests.support.fakes import FakeProvider
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,22 +23,9 @@ from chatcli.errors import StoreError
 from chatcli.events import Finish, TextDelta
 from chatcli.history.store import Store, open_for_chat
 from chatcli.session import Session, Turn
-from tests.fakes import FakeProvider
-
-
-class FailingConnection(sqlite3.Connection):
-    """A real connection that raises what the OS would once `fail` is set (the I/O boundary)."""
-
-    fail: BaseException | None = None
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        if self.fail is not None and not sql.startswith(("ROLLBACK", "PRAGMA", "SELECT")):
-            raise self.fail
-        return super().execute(sql, parameters)
-
-
-def _failing_connect(path: str) -> sqlite3.Connection:
-    return sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=FailingConnection)
+from tests.support.fakes import FakeProvider
+from tests.support.store_faults import FailingConnection
+from tests.support.store_faults import failing_connect as _failing_connect
 
 
 @pytest.fixture(autouse=True)

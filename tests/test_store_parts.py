@@ -11,7 +11,7 @@ from pathlib import Path
 from chatcli.events import DocumentPart, ImagePart, ToolCallPart, ToolResultPart
 from chatcli.history.store import SCHEMA_VERSION, Store
 from chatcli.session import Session, Turn
-from tests.fakes import FakeProvider
+from tests.support.fakes import FakeProvider
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake-but-stored-as-is" * 10
 PDF = b"%PDF-1.4\n%tiny\n"
@@ -78,7 +78,7 @@ def test_schema_is_current() -> None:
 
 
 def test_an_old_database_migrates_keeps_its_ids_and_search_still_indexes_new_turns(tmp_path: Path) -> None:
-    from tests.store_schema1 import make_old_database
+    from tests.support.store_schema1 import make_old_database
 
     data = tmp_path / "data"
     make_old_database(data, ["the old sqlite notes", "数据库 in an old sentence"])

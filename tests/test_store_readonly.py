@@ -29,8 +29,8 @@ from chatcli.history import commands as history
 from chatcli.history.store import Store, open_for_chat
 from chatcli.session import Session, Turn
 from chatcli.settings import Settings
-from tests.fakes import FakeProvider
-from tests.store_schema1 import make_old_database
+from tests.support.fakes import FakeProvider
+from tests.support.store_schema1 import make_old_database
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 

@@ -13,7 +13,7 @@ from chatcli.history import commands as history
 from chatcli.history import store as store_module
 from chatcli.history.store import SCHEMA_VERSION, Store
 from chatcli.session import Turn
-from tests.store_schema1 import make_old_database
+from tests.support.store_schema1 import make_old_database
 
 SENTENCES = [
     "我们的数据库很快,但是索引需要重建",

@@ -19,7 +19,7 @@ from chatcli.tools.grants import ToolPolicy
 from chatcli.tools.host import DECLINED, McpHost
 from chatcli.tools.runtime import ToolRuntime
 from chatcli.tools.servers import parse_servers
-from tests.fakes import FakeProvider
+from tests.support.fakes import FakeProvider
 
 NAME = "time__get_current_time"
 

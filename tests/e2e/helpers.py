@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.sse_server import Recorded, Reply, SSEServer
+from tests.support.sse_server import Recorded, Reply, SSEServer
 
 CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli") or "chatcli"
 #: One canary per test run: a key value that must never appear in any output or file.

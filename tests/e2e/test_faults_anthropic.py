@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from tests.e2e.helpers import ANTHROPIC_MODEL, Case, Expect, Played, batch_fixture, check, ids
-from tests.sse_server import (
+from tests.support.sse_server import (
     Reply,
     Sleep,
     anthropic_error,

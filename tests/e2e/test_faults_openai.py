@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.helpers import Case, Expect, Played, batch_fixture, check, ids
-from tests.sse_server import (
+from tests.support.sse_server import (
     Reply,
     Write,
     openai_chunk,

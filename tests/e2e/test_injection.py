@@ -30,7 +30,7 @@ from tests.e2e.helpers import (
     ids,
     run_chatcli,
 )
-from tests.sse_server import Reply, SSEServer, openai_chunks
+from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 # Characters that must never reach a terminal from untrusted text.
 FORBIDDEN = {"\x1b", "\x07", "\x08", "\r", "\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069",

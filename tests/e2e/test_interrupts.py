@@ -33,7 +33,7 @@ from tests.e2e.helpers import (
     ids,
     stored_turns,
 )
-from tests.sse_server import Reply, Sleep, SSEServer, anthropic_events, openai_chunks, sse
+from tests.support.sse_server import Reply, Sleep, SSEServer, anthropic_events, openai_chunks, sse
 
 PROMPT = b"\x1b[?2004h"  # prompt-toolkit turns bracketed paste on when a prompt reads keys
 CTRL_C = b"\x03"

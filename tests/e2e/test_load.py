@@ -23,7 +23,7 @@ from tests.e2e.helpers import (
     run_chatcli,
     stored_turns,
 )
-from tests.sse_server import Reply, SSEServer, openai_chunk, openai_chunks, sse
+from tests.support.sse_server import Reply, SSEServer, openai_chunk, openai_chunks, sse
 
 TURNS = 2000
 WINDOW = 4000  # tokens: the model's declared context window in the test config

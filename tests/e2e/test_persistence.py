@@ -28,7 +28,7 @@ from tests.e2e.helpers import (
     run_chatcli,
     stored_turns,
 )
-from tests.sse_server import Reply, SSEServer, openai_chunks
+from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 ASK = ["ask", "-m", OPENAI_MODEL]
 

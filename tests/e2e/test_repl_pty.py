@@ -1,7 +1,7 @@
 """End to end: the INSTALLED `chatcli` command in a pseudo-terminal, talking to the loopback SSE server.
 
 Real keys go in (Enter is CR, Ctrl-C is 0x03 through the tty's line discipline, a paste is a
-bracketed-paste sequence), the real OpenAI SDK talks HTTP to `tests/sse_server.py`, and the tests
+bracketed-paste sequence), the real OpenAI SDK talks HTTP to `tests/support/sse_server.py`, and the tests
 look at what the server received and at what the terminal shows.
 
 `PROMPT_TOOLKIT_NO_CPR=1`: pexpect is not a terminal emulator and never answers prompt-toolkit's
@@ -23,7 +23,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from tests.sse_server import Reply, SSEServer, openai_chunks
+from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
 pytestmark = [

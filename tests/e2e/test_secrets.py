@@ -37,7 +37,7 @@ from tests.e2e.helpers import (
     run_chatcli,
     stored_turns,
 )
-from tests.sse_server import (
+from tests.support.sse_server import (
     Reply,
     SSEServer,
     anthropic_error,

@@ -21,7 +21,7 @@ import pyte
 import pytest
 
 from tests.e2e.helpers import CHATCLI, OPENAI_MODEL, Pty, assert_terminal_sane, chat_env
-from tests.sse_server import Reply, Sleep, SSEServer, openai_chunks
+from tests.support.sse_server import Reply, Sleep, SSEServer, openai_chunks
 
 PROMPT = b"\x1b[?2004h"
 CTRL_C = b"\x03"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import Pty, assert_terminal_sane
-from tests.sse_server import Reply, SSEServer, openai_chunks, openai_tool_call, openai_tool_chunks
+from tests.support.sse_server import Reply, SSEServer, openai_chunks, openai_tool_call, openai_tool_chunks
 
 CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
 pytestmark = pytest.mark.skipif(CHATCLI is None, reason="chatcli is not installed (pip install -e .)")

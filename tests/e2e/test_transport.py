@@ -23,7 +23,7 @@ from tests.e2e.helpers import (
     check,
     ids,
 )
-from tests.sse_server import Reply, anthropic_events, openai_chunks, openai_error, sse
+from tests.support.sse_server import Reply, anthropic_events, openai_chunks, openai_error, sse
 
 URL = r"http://127\.0\.0\.1:\d+/v1"
 AURL = r"http://127\.0\.0\.1:\d+"

@@ -5,7 +5,7 @@ byte goes through the SDK's own transport, SSE decoder and error handling. Nothi
 
 Quick start::
 
-    from tests.sse_server import Reply, SSEServer, openai_chunks
+    from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
     with SSEServer() as server:                      # or the `sse_server` pytest fixture
         server.add(Reply.sse(openai_chunks(["Hel", "lo"], usage=(5, 2))))
