@@ -99,8 +99,9 @@ def _communicate_keep_stdin(proc: subprocess.Popen[bytes], timeout: float) -> tu
             proc.kill()
             raise AssertionError("chatcli hung on an idle stdin pipe")
         time.sleep(0.05)
-    assert proc.stdout is not None and proc.stderr is not None
-    return proc.stdout.read(), proc.stderr.read()
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    with proc.stdin, proc.stdout, proc.stderr:  # closed here: an unclosed pipe is a ResourceWarning, an error
+        return proc.stdout.read(), proc.stderr.read()
 
 
 @pytest.mark.parametrize(("data", "message"), [
