@@ -1,6 +1,6 @@
 """Streaming-render benchmark: chatcli's panel (fast3) against the naive `Live(Markdown(all))`.
 
-Method (virtual time, as in notes/rendering.md §3.1): a generated reply (headings, prose with
+Method (virtual time, as in benchmarks/README.md): a generated reply (headings, prose with
 inline markup, lists, 15-40-line Python fences, tables) is cut into chunks of exponentially
 distributed size averaging 4 characters; chunk i arrives at i / rate (one chunk per "token"). A
 single consumer handles arrivals in order on a virtual clock: every piece of renderer work (each

@@ -16,7 +16,7 @@ terminal, noise larger than the differences measured here.
                      typed, then the bench waits `--typing` seconds (a person typing), then presses
                      Enter. Target: reply 1 <= 1.1 x reply 2 (ratio of the medians), which holds
                      only if the SDK import was done in the background while the prompt waited
-                     (rendering.md §7.3). Both are ~15 ms here, where this VM's jitter is 2-5 ms:
+                     (docs/architecture.md, "Start-up time"). Both are ~15 ms here, where this VM's jitter is 2-5 ms:
                      the default 15 runs keep the medians within about 1 ms.
 * TTFB, no typing    the same with Enter pressed the instant the prompt appears: the worst case,
                      where the warm-up has not finished and the first reply waits for it.

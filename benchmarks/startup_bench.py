@@ -45,7 +45,7 @@ from benchmarks import repl_bench  # noqa: E402
 from benchmarks._install import bench_env  # noqa: E402
 from tests.support.sse_server import Reply, SSEServer, openai_chunks  # noqa: E402
 
-# The seed's plain SDK loop (shared/seeds), reduced to its essentials and pointed at the server.
+# The plain SDK streaming loop a chatbot starts from (the `ask` baseline), pointed at the server.
 SDK_LOOP = """\
 import os
 from openai import OpenAI

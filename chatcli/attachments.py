@@ -1,6 +1,6 @@
 """Attachments: a file, an image URL or stdin turned into a message part, judged by its bytes.
 
-What `load(spec)` accepts (SPEC "Attachments and roles"):
+What `load(spec)` accepts (docs/architecture.md, "Attachments and roles"):
 
 * a path: the kind comes from the first bytes (magic numbers), never from the name, so `shot.png`
   holding a PDF is a PDF:

@@ -3,7 +3,7 @@
 Wiring only. This is also the one place that turns errors into what the user sees:
 
 * a `ChatCLIError` -> one line `chatcli: <message>` on stderr (sanitized, secrets redacted) and
-  its exit code (SPEC "Exit codes"); Typer/Click usage errors -> Click's message, exit 2;
+  its exit code (docs/architecture.md, "Exit codes"); Typer/Click usage errors -> Click's message, exit 2;
 * Ctrl-C -> 130; SIGTERM/SIGHUP -> 128 + signal (after the reply in flight is saved);
 * stdout closed by the reader (`| head -1`) -> a quiet exit 141, what any Unix filter killed by
   SIGPIPE reports, with fd 1 pointed at /dev/null so the interpreter's last flush stays silent;

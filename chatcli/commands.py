@@ -1,7 +1,7 @@
 """Slash commands: a registry of `Command`s and their handlers.
 
 A handler gets the REPL's `ReplState` and the text after the command name, prints what it has to
-say on `state.err` (stdout carries replies only, SPEC "Output"), and returns what the loop must
+say on `state.err` (stdout carries replies only, docs/architecture.md "Output"), and returns what the loop must
 do next: nothing, `EXIT`, or a `Reply` whose events the loop streams through a view exactly like
 a typed message (/retry and /continue). Handlers never draw while the prompt is active: the loop
 calls them between prompts.

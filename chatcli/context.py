@@ -1,6 +1,6 @@
 """Context-window budgeting: known window sizes, a token estimate, and the session's `Trimmer`.
 
-Decisions (documented for SPEC "History and persistence": nothing is dropped silently):
+Decisions (docs/architecture.md, "History and persistence": nothing is dropped silently):
 
 * **Unknown model → no trimming.** A guessed small window (say 8k) would throw away history the
   model could have used behind every OpenRouter/vLLM name we do not know; the server's own

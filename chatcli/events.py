@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 #: message of `tool_result` blocks). Providers map it; nothing else needs to know the difference.
 Role = Literal["user", "assistant", "tool"]
 
-#: The normalized finish reasons of SPEC.md ("Finish reasons and partial replies").
+#: The normalized finish reasons (docs/architecture.md, "Finish reasons").
 FinishReason = Literal[
     "stop",  # the provider said the reply is complete
     "length",  # cut at the token limit (OpenAI `length`, Anthropic `max_tokens`/`model_context_window_exceeded`)

@@ -1,7 +1,7 @@
 """Private files and directories: 0700 directories and 0600 files, from creation on, under any umask.
 
 chatcli keeps conversations, input history and (maybe) keys on disk; none of it is anyone else's
-business. The rules (protocols.md §3.3, §3.4):
+business. The rules (docs/architecture.md, "Keys", "File integrity"):
 
 * a directory is created with mode 0700 and a file with `os.open(..., O_CREAT | O_EXCL, 0o600)`,
   so there is never a moment when the object exists with wider permissions (a umask can only

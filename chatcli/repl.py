@@ -24,7 +24,7 @@ Wiring (for `cli.py`)::
 Returns the exit code: 0 when the user leaves (/exit, Ctrl-D, Ctrl-C twice on an empty line);
 2 when there is no terminal to talk to and nothing was piped in.
 
-Behaviour (SPEC.md "The REPL"):
+Behaviour (docs/architecture.md, "The REPL"):
 
 * The `PromptSession` is built inside `run_repl`, never at import, with injectable input/output
   (tests pass `create_pipe_input()` and `DummyOutput()`).
@@ -33,7 +33,7 @@ Behaviour (SPEC.md "The REPL"):
   never submit. Ctrl-X Ctrl-E edits the message in $EDITOR, Ctrl-R searches the input history,
   suggestions come from history, Tab completes slash commands, model specs and /resume ids.
 * Replies stream through the view BETWEEN prompts, never while a prompt is active
-  (rendering.md §5.10): the prompt has returned and restored the terminal before a view opens.
+  ("Prompt and live output"): the prompt has returned and restored the terminal before a view opens.
 * Ctrl-C while a reply streams is a KeyboardInterrupt in the main thread (the prompt is not
   running, so the terminal is in cooked mode with ISIG); `run_turn` closes the stream, the
   session records the partial reply as `interrupted`, the view warns and we are back at the
@@ -49,7 +49,7 @@ Behaviour (SPEC.md "The REPL"):
   `after_render`), in the main thread and before any key is read, the REPL builds its state
   (`Repl.boot`: the session and its provider, which loads the chat's own modules); then a
   daemon thread calls `provider.warm()` (the SDK import) and imports the renderer, hidden behind
-  the user's typing (rendering.md §7.3); the first send joins it. A new conversation's history
+  the user's typing ("Start-up time"); the first send joins it. A new conversation's history
   store (`open_store`) is opened then too, in the main thread, and makes its first commit; and
   Enter's key bindings are looked up once (`_warm_enter`), so the first message does not do it.
   Anything these print (a store warning, a provider's plain-http warning) is shown above the

@@ -1,7 +1,7 @@
 """SIGTERM / SIGHUP as an exception, so a reply in flight is saved before the process ends.
 
 By default those signals kill Python at once: no `finally` runs, and the reply being streamed is
-lost (SPEC "History and persistence", protocols.md §5.5 U5). With the handlers installed, the
+lost (docs/architecture.md, "History and persistence"; case U5 of tests/e2e/README.md). With the handlers installed, the
 signal raises `Terminated` in the main thread at the next bytecode, exactly like Ctrl-C raises
 KeyboardInterrupt: it travels up through the provider's read and the session generator, whose
 `finally` records the partial reply, and out to the CLI, which exits with 128 + signal number.

@@ -1,6 +1,6 @@
 """Piped input: when stdin is read, how it becomes the prompt, and what is refused.
 
-The rules (SPEC "Piped stdin"):
+The rules (docs/architecture.md, "Piped stdin"):
 
 * stdin is read only when it is not a TTY;
 * `echo text | chatcli ask` — the piped text is the prompt, byte for byte;

@@ -1,4 +1,4 @@
-"""Terminal-injection payloads (protocols.md §5.6 R1-R15) against the sanitizer and both views.
+"""Terminal-injection payloads (cases R1-R15 of tests/e2e/README.md) against the sanitizer and both views.
 
 Every payload is checked raw and split across two deltas at every split point. The panel itself
 emits ESC for styling, so for rich mode the output is checked against an allow-list of the panel's

@@ -105,7 +105,8 @@ def test_failed_request_keeps_the_user_turn_and_no_empty_reply(store: Store) -> 
     with pytest.raises(ProviderError):
         _drain(session.send("q"))
     turns = store.load_turns(recorder.conversation_id)  # type: ignore[attr-defined]
-    assert [(t.role, t.content) for t in turns] == [("user", "q")]  # protocols.md O9: no empty assistant turn
+    # case O9 of tests/e2e/README.md: no empty assistant turn
+    assert [(t.role, t.content) for t in turns] == [("user", "q")]
 
 
 def test_error_after_content_is_stored_partial(store: Store) -> None:

@@ -194,7 +194,8 @@ def test_history_cli_reads_a_read_only_history_and_names_the_reason(base: Path) 
     environ = {"PATH": os.environ.get("PATH", ""), "CHATCLI_HOME": str(data), "HOME": str(home),
                "XDG_CONFIG_HOME": str(home / "config"), "TERM": "dumb"}
 
-    if AS_ROOT:  # nobody cannot read the interpreter's own library (under /root): import it all now
+    # nobody cannot read the interpreter's own library when it is installed in root's home: import it all now
+    if AS_ROOT:
         saved = os.environ.copy()
         warm = {**environ, "CHATCLI_HOME": str(base / "warm")}
         _saved_history(base / "warm")

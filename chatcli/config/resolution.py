@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from chatcli.errors import ConfigError, NoProviderError, UsageError
 from chatcli.settings import ProviderConfig, Settings
 
-# The order in which a default is picked when no model is configured (SPEC "Providers and models").
+# The order in which a default is picked when no model is configured (docs/architecture.md, "Providers and models").
 AUTO_ORDER = ("openai", "anthropic", "local")
 
 LOCAL_INSTALL_HINT = 'pip install "chatcli[local]"'

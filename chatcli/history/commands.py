@@ -5,8 +5,9 @@ optional markdown renderer) so tests drive them directly. Errors are `ChatCLIErr
 `ConversationNotFound`/`AmbiguousConversation` (exit 2), `StoreError` (exit 1).
 
 Everything read back from the store is raw: model text and titles may hold escape sequences
-(protocols.md §3.1, R13). Whatever goes to a terminal — list, search, show, and an export written
-to a stdout that is a TTY — passes the sanitizer first. Exports to a file are raw by design
+(docs/architecture.md, "Terminal injection"; case R13 of tests/e2e/README.md). Whatever goes to a
+terminal — list, search, show, and an export written to a stdout that is a TTY — passes the
+sanitizer first. Exports to a file are raw by design
 (the file is a faithful copy; `cat` on it is the user's choice, as with any downloaded text).
 """
 
@@ -27,7 +28,7 @@ from chatcli.session import Turn
 
 ExportFormat = Literal["markdown", "json"]
 
-#: What `show` says after a partial reply (SPEC "Finish reasons and partial replies").
+#: What `show` says after a partial reply (docs/architecture.md, "Finish reasons").
 PARTIAL_LABELS = export.PARTIAL_LABELS
 
 

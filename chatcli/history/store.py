@@ -1,6 +1,6 @@
 """SQLite persistence of conversations and turns (`<data dir>/history.db`).
 
-Why SQLite and how it is used (protocols.md §3.4, §5.8):
+Why SQLite and how it is used (docs/architecture.md, "File integrity"; cases P1-P5 of tests/e2e/README.md):
 
 * WAL journal, one IMMEDIATE transaction per recorded turn, committed at once with
   `synchronous=FULL`: a SIGKILL (or a power cut) loses at most the reply still streaming, never a

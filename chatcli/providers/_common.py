@@ -57,8 +57,8 @@ def is_loopback_host(host: str) -> bool:
 
 def insecure_base_url(config: ProviderConfig) -> str | None:
     """The warning for a plain-HTTP `base_url` to a host that is not this machine, when a key or
-    credential headers would travel on it (protocols.md §3.3: "refuse non-HTTPS base_url except
-    for loopback"); None when the URL is fine. A keyless plain-HTTP server on the LAN (Ollama on
+    credential headers would travel on it (docs/architecture.md, "Keys": no credentials over plain
+    HTTP except to loopback); None when the URL is fine. A keyless plain-HTTP server on the LAN (Ollama on
     another box) is not warned about: nothing secret is sent but the conversation itself."""
     if not config.base_url:
         return None

@@ -2,7 +2,7 @@
 
 The SDK (`anthropic` 2.x on `httpx2`) is imported on first use only. `messages.create(stream=True)`
 gives the raw event stream (no snapshot accumulation: the session accumulates the text). Wire
-quirks handled here (notes/protocols.md §1.2, §1.3):
+quirks handled here (docs/architecture.md, "Anthropic streaming", "Retries and timeouts"):
 
 * `event: error` inside the 200 stream raises a bare `APIStatusError` with `status_code == 200`;
   its category is only in `.type` (e.g. `overloaded_error`), so that is what we classify by;
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_TOKENS = 4096
 
 #: A stream that sends nothing but `ping` events for this many read timeouts is given up on
-#: (protocols.md A12): pings keep the read timeout from ever firing, so a server that only pings
+#: (docs/architecture.md, "Anthropic pings"): pings keep the read timeout from ever firing, so a server that only pings
 #: would hang a piped `chatcli ask` (no spinner there) forever. Real pings come while a long
 #: prompt is processed, so the bound is generous: 5 minutes with the default 60 s timeout.
 PING_IDLE_FACTOR = 5

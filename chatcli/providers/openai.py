@@ -2,7 +2,7 @@
 llama.cpp server, LM Studio, OpenRouter, Azure-style gateways).
 
 The SDK (`openai` 3.x on `httpx2`) is imported on first use only. Wire quirks handled here
-(see notes/protocols.md §1.1, §1.3):
+(docs/architecture.md, "OpenAI streaming", "Retries and timeouts"):
 
 * chunks with `choices: []` — the usage chunk, Azure's first `prompt_filter_results` chunk;
 * `delta.refusal` text, `reasoning_content`/`reasoning` extra fields;

@@ -1,7 +1,7 @@
 """Terminal output: the streaming markdown panel, the plain writer, and the sanitizer.
 
 Cheap to import: nothing from Rich or markdown-it is loaded until a view is opened (startup time
-matters, notes/rendering.md §7). Entry points for the CLI and the REPL:
+matters, docs/architecture.md "Start-up time"). Entry points for the CLI and the REPL:
 
 * `choose_mode(setting, out)` -- "auto" becomes "markdown" on a TTY (unless `TERM=dumb`), else "plain";
 * `open_view(...)` -- a `ReplyView` for one reply (drive it with `chatcli.turn.run_turn`);
@@ -50,7 +50,8 @@ def choose_mode(setting: str, out: TextIO) -> ViewMode:
 
 
 def terminal_size(out: TextIO) -> Callable[[], tuple[int, int]]:
-    """A (columns, rows) getter for `out`'s terminal, polled each frame (cheap ioctl; §5.7)."""
+    """A (columns, rows) getter for `out`'s terminal, polled each frame (a cheap ioctl; see
+    docs/architecture.md, "Resize")."""
 
     def size() -> tuple[int, int]:
         try:

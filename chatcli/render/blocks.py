@@ -1,4 +1,5 @@
-"""Streaming markdown with bounded cost: the "fast3" block engine of notes/rendering.md §4.
+"""Streaming markdown with bounded cost: the "fast3" block engine
+(docs/architecture.md, "Streaming markdown (fast3)").
 
 No I/O here. `TailBlocks` turns an append-only, already sanitized markdown source into two kinds of
 rendered rows per frame:
@@ -6,7 +7,7 @@ rendered rows per frame:
 * **commit** rows: final, printed once into scrollback and never touched again;
 * **live** rows: the bottom of the last, still-changing top-level block (at most `live_rows`).
 
-Rules that keep the scrollback identical to a one-shot render (rendering.md §5):
+Rules that keep the scrollback identical to a one-shot render (docs/architecture.md, "Scrollback fidelity"):
 
 * Only the last top-level block can change, so every block before it is rendered once, when the
   next block starts, and committed.
@@ -152,7 +153,7 @@ class TokenMarkdown(Markdown):
         self.code_theme = code_theme
         self.justify = None
         self.style = "none"
-        self.hyperlinks = False  # link targets stay visible (SPEC "Output", protocols.md §3.2)
+        self.hyperlinks = False  # link targets stay visible (docs/architecture.md, "Links and images")
         self.inline_code_lexer = None
         self.inline_code_theme = code_theme
 

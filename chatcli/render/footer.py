@@ -1,7 +1,7 @@
 """What the end of a reply says: finish reason, usage, timings, and the warning for partial replies.
 
-Shared by the plain writer and the panel so both word every case the same way (SPEC "Finish
-reasons and partial replies"). Pure functions, stdlib only.
+Shared by the plain writer and the panel so both word every case the same way (docs/architecture.md,
+"Finish reasons"). Pure functions, stdlib only.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def describe_finish(finish: Finish, *, where: Where = "chat", has_text: bool = T
     elif reason == "content_filter":
         warning = "reply filtered or refused by the provider" + (f": {detail}" if detail else "")
     elif reason == "tool_calls":
-        # SPEC: the reply stopped with calls that did not run -- declined, not allowed in a
-        # script, no tools enabled, or the round cap (the session's detail names the cap).
+        # docs/architecture.md, "Finish reasons": the reply stopped with calls that did not run --
+        # declined, not allowed in a script, no tools enabled, or the round cap (the session's
+        # detail names the cap).
         warning = "the reply stopped with tool calls that did not run" + (f" ({detail})" if detail else "")
         if "max_tool_rounds" in detail:
             warning += " — " + ("/continue runs more rounds" if where == "chat"

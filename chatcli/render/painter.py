@@ -1,4 +1,4 @@
-"""Row-diff painter for a live region at the bottom of normal scrollback (rendering.md §4, §5.9-5.10).
+"""Row-diff painter for a live region at the bottom of normal scrollback (docs/architecture.md, "Painting").
 
 Why not `rich.live.Live`: it erases the region and redraws it every frame (flicker, rich PR #3873),
 has no synchronized output, and duplicates content once the region outgrows the screen (#3263).
@@ -22,8 +22,9 @@ from collections.abc import Callable
 from rich.cells import cell_len
 
 # A frame is bracketed by synchronized update (DEC 2026) and auto-wrap off (DECAWM): a row that the
-# terminal measures wider than Rich did (emoji/ZWJ/ambiguous widths, §5.8) is then clipped at the
-# right edge instead of wrapping onto an extra physical row, which would break the row arithmetic.
+# terminal measures wider than Rich did (emoji/ZWJ/ambiguous widths, docs/architecture.md "Width")
+# is then clipped at the right edge instead of wrapping onto an extra physical row, which would
+# break the row arithmetic.
 BSU = "\x1b[?2026h\x1b[?7l"
 ESU = "\x1b[?7h\x1b[?2026l"
 EL = "\x1b[K"
@@ -109,7 +110,7 @@ class RowPainter:
         self.prev, self.prev_plain = [], []
 
     def reanchor(self, new_cols: int, reflow: bool = True) -> None:
-        """After a width change: erase the old region as the terminal now shows it (§5.7).
+        """After a width change: erase the old region as the terminal now shows it ("Resize").
 
         A reflowing terminal re-wrapped each old row into ceil(width / new_cols) rows; the old region
         is at most a third of the screen (panel.py), so even doubled it is still on screen and can

@@ -1,9 +1,9 @@
-"""The live markdown panel for TTYs: fast3 (notes/rendering.md §4) with a panel look.
+"""The live markdown panel for TTYs: fast3 (docs/architecture.md, "Streaming markdown (fast3)") with a panel look.
 
-Output split (SPEC "Output" says stdout carries the reply, stderr status/warnings/usage): on a TTY
+Output split (docs/architecture.md, "Output", says stdout carries the reply, stderr status/warnings/usage): on a TTY
 the *rendered reply is the panel*, so the panel goes to stdout whole -- top border with the model
 label, side borders on every row, and the bottom border carrying the footer (finish reason, tokens
-in/out, time to first token, tokens/s), because SPEC also says "the panel's footer shows" these.
+in/out, time to first token, tokens/s), because "Output" also says the panel's bottom border shows these.
 Everything that is not part of the reply goes to stderr: the spinner and retry countdown (a
 transient line, only when stderr is a TTY; the spinner only once the reply has kept the user
 waiting `SPINNER_DELAY`), notices, and the partial-reply warning (printed right
@@ -66,7 +66,7 @@ MIN_CONTENT_WIDTH = 20
 
 
 def content_width(cols: int) -> int:
-    """Markdown width inside the borders: cols - 1 (margin for wcwidth disagreements, §5.8) - 4."""
+    """Markdown width inside the borders: cols - 1 (margin for wcwidth disagreements, "Width") - 4."""
     return max(MIN_CONTENT_WIDTH, cols - 5)
 
 

@@ -1,4 +1,4 @@
-"""The plain writer: for a non-TTY stdout, `--plain` and `TERM=dumb` (SPEC "Output").
+"""The plain writer: for a non-TTY stdout, `--plain` and `TERM=dumb` (docs/architecture.md, "Output").
 
 stdout gets the sanitized reply text exactly as it arrives (flushed per delta): no ANSI, no
 re-wrapping, and a trailing newline at the end if the reply lacked one. Everything else -- reasoning

@@ -1,4 +1,4 @@
-"""Neutralise untrusted text before it reaches a terminal (SPEC "Output", protocols.md §3.1).
+"""Neutralise untrusted text before it reaches a terminal (docs/architecture.md, "Output", "Terminal injection").
 
 Untrusted text is everything chatcli did not write itself: model output and reasoning, server error
 messages, model and provider names from the server, and stored history being replayed.

@@ -1,4 +1,4 @@
-"""A1-A12 (protocols.md §5.2): the installed `chatcli ask -m anthropic:claude-test` against
+"""A1-A12 (the A table of tests/e2e/README.md): the installed `chatcli ask -m anthropic:claude-test` against
 Anthropic-dialect stream faults. Same assertions as the OpenAI table (exit code, stdout, stderr
 line, stored turns, no canary anywhere). Ctrl-C during a long run of pings (A12, "the user can
 cancel") is in test_interrupts.py.

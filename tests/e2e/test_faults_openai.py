@@ -1,8 +1,8 @@
-"""O1-O16 (protocols.md §5.1): the installed `chatcli ask` against OpenAI-dialect stream faults.
+"""O1-O16 (the O table of tests/e2e/README.md): the installed `chatcli ask` against OpenAI-dialect stream faults.
 
 Each case scripts the loopback server, runs `chatcli ask -m openai:gpt-test hi` (piped, so plain
-output) and asserts: no traceback, the SPEC exit code, the exact stdout, the stderr line(s), the
-stored turns (role, text, finish_reason) and that no canary key appears anywhere.
+output) and asserts: no traceback, the exit code (docs/architecture.md, "Exit codes"), the exact
+stdout, the stderr line(s), the stored turns (role, text, finish_reason) and that no canary key appears anywhere.
 O17 (one huge delta) is in test_load.py, next to the other memory measurements.
 """
 

@@ -1,4 +1,4 @@
-"""R1-R15 (protocols.md §5.6): terminal-injection payloads in model output, end to end.
+"""R1-R15 (the R table of tests/e2e/README.md): terminal-injection payloads in model output, end to end.
 
 Every payload goes through the real SDK and the installed `chatcli`:
 * piped (`chatcli ask`, plain output): stdout must carry no ESC, BEL, BS, bare CR, 8-bit C1

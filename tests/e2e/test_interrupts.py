@@ -1,4 +1,4 @@
-"""U1-U7, S6 and the cancel half of A12 (protocols.md §5.5): the user interrupts, in a real pty.
+"""U1-U7, S6 and the cancel half of A12 (the U table of tests/e2e/README.md): the user interrupts, in a real pty.
 
 The installed `chatcli` runs in a pseudo-terminal (pexpect); Ctrl-C is the 0x03 byte through the
 tty's line discipline, exactly like a keyboard. Each test checks what the server saw (a

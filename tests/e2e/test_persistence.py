@@ -1,4 +1,4 @@
-"""P1-P5 (protocols.md §5.8): the history survives kills, full disks, unusable directories,
+"""P1-P5 (the P table of tests/e2e/README.md): the history survives kills, full disks, unusable directories,
 concurrent writers and corrupt files — and records partial turns with everything known.
 
 Run against the installed `chatcli` with the loopback server; the database is opened read-only

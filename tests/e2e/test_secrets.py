@@ -1,4 +1,4 @@
-"""K1-K6, T10 and the key-handling facts of protocols.md §3.3, end to end.
+"""K1-K6, T10 and the key-handling facts of docs/architecture.md "Keys", end to end.
 
 A canary key (`sk-canary-<random>`, `sk-ant-canary-<random>`) is in the environment of every run.
 It must appear nowhere: stdout, stderr (also with `--debug` tracebacks), `config show`, exported

@@ -1,4 +1,4 @@
-"""T1-T9 and S1-S5 (protocols.md §5.3, §5.4): HTTP and transport faults, rate limits, overload.
+"""T1-T9 and S1-S5 (the T / S table of tests/e2e/README.md): HTTP and transport faults, rate limits, overload.
 
 Each case runs the installed `chatcli ask` against a scripted loopback server (or a dead port, or a
 socket that never answers) and asserts the exit code, the one-line error, the number of requests
