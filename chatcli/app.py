@@ -23,15 +23,16 @@ if TYPE_CHECKING:
     from chatcli.history.store import Store, StoreRecorder
     from chatcli.providers.base import Provider
     from chatcli.render.base import ReplyView
-    from chatcli.session import Session, Trimmer, Turn
+    from chatcli.session import Session, Trimmer
     from chatcli.tools.host import McpHost
     from chatcli.tools.runtime import ToolRuntime
+    from chatcli.turn import Turn
 
 ViewMode = Literal["plain", "markdown"]
 
 
 @dataclass
-class Conversation:
+class Resumed:
     """What `--continue` / `--resume` brought back: the stored turns and their conversation id."""
 
     id: str
@@ -112,7 +113,7 @@ class App:
         assert self.settings.data_dir is not None
         return Store.open(self.settings.data_dir, warn=self.env.warn)
 
-    def load_conversation(self, *, resume: str | None, continue_: bool) -> Conversation | None:
+    def load_conversation(self, *, resume: str | None, continue_: bool) -> Resumed | None:
         """`--resume ID` / `--continue`: the stored conversation, or None (`-c` with nothing saved)."""
         if resume is None and not continue_:
             return None
@@ -128,9 +129,9 @@ class App:
             self.env.warn("no saved conversation to continue; starting a new one")
             return None
         conversation, turns = found
-        return Conversation(conversation.id, turns)
+        return Resumed(conversation.id, turns)
 
-    def resolve_for(self, conversation: Conversation | None) -> Resolved:
+    def resolve_for(self, conversation: Resumed | None) -> Resolved:
         """The model to use: `-m` if given, else the resumed conversation's own, else the default."""
         if self.model_flag is None and conversation is not None:
             last = next((t for t in reversed(conversation.turns) if t.provider and t.model), None)
@@ -141,7 +142,7 @@ class App:
                     return Resolved(cfg, last.model)
         return self.resolve(self.model_flag)
 
-    def recorder(self, conversation: Conversation | None) -> StoreRecorder | None:
+    def recorder(self, conversation: Resumed | None) -> StoreRecorder | None:
         if not self.settings.save:
             return None
         store = self.store()
@@ -203,7 +204,7 @@ class App:
             self._tools.close()
             self._tools = None
 
-    def session(self, resolved: Resolved, provider: Provider, *, conversation: Conversation | None = None,
+    def session(self, resolved: Resolved, provider: Provider, *, conversation: Resumed | None = None,
                 recorder: StoreRecorder | None = None, tools: McpHost | None = None) -> Session:
         from chatcli.session import RetryPolicy, Session
 

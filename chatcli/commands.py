@@ -25,11 +25,13 @@ from chatcli.clipboard import copy_to_clipboard
 from chatcli.errors import UsageError
 from chatcli.events import SessionEvent
 from chatcli.render.sanitize import sanitize
-from chatcli.session import Session, Turn
+from chatcli.session import Session
 from chatcli.settings import Settings
+from chatcli.turn import Turn
 
 if TYPE_CHECKING:
     from chatcli.attachments import Attachment
+    from chatcli.history.store import Conversation
     from chatcli.providers.base import Provider
 
 
@@ -308,26 +310,17 @@ def _no_store_reason(state: ReplState) -> str:
             "(the warning at start-up says why)")
 
 
-def _describe(row: Any) -> str:
-    """One line for a stored conversation (a `chatcli.history.store.Conversation`): the model named
-    `provider:model`, as `chatcli history list` names it."""
+def _describe(row: Conversation) -> str:
+    """One line for a stored conversation: the model named `provider:model`, as `chatcli history
+    list` names it."""
     from chatcli.history.export import model_spec
 
-    ident = getattr(row, "id", None)
-    title = getattr(row, "title", None) or ""
-    when = getattr(row, "updated", None) or getattr(row, "created", None)
-    stamp = ""
-    if isinstance(when, (int, float)):
-        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
-    elif when is not None:
-        stamp = str(when)
-    count = getattr(row, "turns", None)
-    provider, model = getattr(row, "provider", None), getattr(row, "model", None)
-    parts = [str(ident), stamp]
-    if provider or model:
-        parts.append(model_spec(provider, model))
-    if isinstance(count, int):
-        parts.append(f"{count} turns")
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.updated))
+    parts = [row.id, stamp]
+    if row.provider or row.model:
+        parts.append(model_spec(row.provider, row.model))
+    parts.append(f"{row.turns} turns")
+    title = row.title
     line = "  ".join(p for p in parts if p)
     title = " ".join(title.split())
     if len(title) > 60:

@@ -27,7 +27,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 from chatcli.events import DocumentPart, ImagePart, Message
-from chatcli.session import CONTINUE_PROMPT, Trimmer, Turn
+from chatcli.session import CONTINUE_PROMPT, Trimmer
+from chatcli.turn import Turn
 
 #: Tokens of framing per message (role markers, separators) on top of its text.
 MESSAGE_OVERHEAD = 4

@@ -27,14 +27,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from chatcli.errors import ProviderError
 from chatcli.events import (
     Event,
     Finish,
-    FinishReason,
     Message,
     Notice,
     Part,
@@ -50,6 +49,7 @@ from chatcli.events import (
     Usage,
 )
 from chatcli.providers.base import Provider
+from chatcli.turn import Recorder, Turn
 
 #: Sent (never stored) to APIs without assistant prefill, to resume a partial reply.
 CONTINUE_PROMPT = (
@@ -60,42 +60,6 @@ CONTINUE_PROMPT = (
 # How much of a continuation is held back to find and drop text the model repeated.
 _OVERLAP_WINDOW = 160
 _MIN_OVERLAP = 6
-
-
-@dataclass
-class Turn:
-    """One stored turn. `content` is raw model/user text: sanitizing is for display only."""
-
-    role: str  # "user" | "assistant" | "tool"
-    content: str
-    # Non-text parts in order (tool calls on a reply, tool results on a "tool" turn, attachments on
-    # a user turn): the types of chatcli/events.py.
-    parts: tuple[Part, ...] = ()
-    created: float = field(default_factory=time.time)
-    provider: str | None = None
-    model: str | None = None
-    system: str | None = None
-    finish_reason: FinishReason | None = None  # assistant turns only
-    finish_raw: str | None = None
-    finish_detail: str | None = None
-    reasoning: str = ""
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    ttft: float | None = None  # seconds from request to first content
-    duration: float | None = None  # seconds from request to end
-    id: int | None = None  # set by the store
-
-    @property
-    def partial(self) -> bool:
-        return self.role == "assistant" and self.finish_reason not in (None, "stop")
-
-    @property
-    def tool_calls(self) -> tuple[ToolCallPart, ...]:
-        return tuple(p for p in self.parts if isinstance(p, ToolCallPart))
-
-    @property
-    def tool_results(self) -> tuple[ToolResultPart, ...]:
-        return tuple(p for p in self.parts if isinstance(p, ToolResultPart))
 
 
 #: The result sent for a call that never ran (tools off, the round cap, a resumed conversation).
@@ -116,18 +80,6 @@ class ToolHost(Protocol):
         """Approve (or decline) and run one call, yielding what the user should see while it
         runs, and return its result. Every call gets a result: declined, failed and timed-out
         calls return one too. Only KeyboardInterrupt/GeneratorExit escape."""
-        ...
-
-
-class Recorder(Protocol):
-    """Where turns go when they end (the SQLite store, or nothing with --no-save)."""
-
-    def record(self, turn: Turn) -> None:
-        """Insert the turn, or update it if it has an id already. Must not raise for I/O failures."""
-        ...
-
-    def forget(self, turn: Turn) -> None:
-        """Remove a stored turn (/undo, /retry)."""
         ...
 
 

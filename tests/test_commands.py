@@ -22,8 +22,9 @@ from chatcli.commands import (
 from chatcli.errors import UsageError
 from chatcli.events import Finish, TextDelta, Usage
 from chatcli.providers.base import Provider
-from chatcli.session import Session, Turn
+from chatcli.session import Session
 from chatcli.settings import ProviderConfig, Settings
+from chatcli.turn import Turn
 from tests.support.fakes import TTY, FakeProvider
 
 

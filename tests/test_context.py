@@ -16,7 +16,8 @@ from chatcli.context import (
     trim_messages,
 )
 from chatcli.events import Finish, Message, Notice, TextDelta
-from chatcli.session import CONTINUE_PROMPT, Session, Turn
+from chatcli.session import CONTINUE_PROMPT, Session
+from chatcli.turn import Turn
 from tests.support.fakes import FakeProvider
 
 

@@ -19,8 +19,9 @@ from chatcli.events import Finish, TextDelta, Usage
 from chatcli.history import commands as history
 from chatcli.history.export import demote_headings, export_title, to_markdown
 from chatcli.history.store import Store
-from chatcli.session import Session, Turn
+from chatcli.session import Session
 from chatcli.settings import Settings
+from chatcli.turn import Turn
 from tests.support.fakes import TTY, FakeProvider
 
 REPLY = "## Summary\n\nIt works.\n\n```md\n## not a heading: code\n```\n\nDetails\n-------\n\n> ## quoted"

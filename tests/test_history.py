@@ -14,7 +14,7 @@ import pytest
 from chatcli.errors import ExitCode, UsageError
 from chatcli.history import commands as history
 from chatcli.history.store import ConversationNotFound, Store
-from chatcli.session import Turn
+from chatcli.turn import Turn
 from tests.support.fakes import TTY
 
 EVIL = "\x1b[2J\x1b]52;c;ZXZpbA==\x07\x1b]8;;http://evil\x1b\\label\x1b]8;;\x1b\\ \x9b31m\x9d0;t\x9c \x90dcs\x9c\x07\b"
@@ -224,7 +224,8 @@ def test_load_for_resume(store: Store) -> None:
         history.load_for_resume(store, "ffffffff0")
 
 
-def test_fallback_sanitizer_removes_controls() -> None:
-    cleaned = history._fallback_sanitize(EVIL + "\n\tok")
+def test_the_sanitizer_history_uses_removes_controls() -> None:
+    # (history had a fallback sanitizer of its own for when the render package was not there yet)
+    cleaned = history.sanitize(EVIL + "\n\tok")
     _clean(cleaned)
     assert cleaned.endswith("\n\tok")

@@ -378,7 +378,7 @@ def test_a_resumed_conversations_toolbar_is_redrawn_with_its_tokens() -> None:
     import threading
     import time
 
-    from chatcli.session import Turn
+    from chatcli.turn import Turn
 
     turns = [Turn("user", "hi"), Turn("assistant", "hello", input_tokens=1200, output_tokens=34)]
     written: list[str] = []

@@ -8,8 +8,8 @@ import pytest
 
 from chatcli.errors import ProviderError
 from chatcli.events import Finish, Message, Notice, Retrying, TextDelta, Usage
-from chatcli.session import CONTINUE_PROMPT, RetryPolicy, Session, Turn, overlap
-from chatcli.turn import run_turn
+from chatcli.session import CONTINUE_PROMPT, RetryPolicy, Session, overlap
+from chatcli.turn import Turn, run_turn
 from tests.support.fakes import FakeProvider
 
 

@@ -23,7 +23,8 @@ from chatcli.events import (
     ToolSpec,
     ToolStarted,
 )
-from chatcli.session import INTERRUPTED, NOT_RUN, Session, Turn
+from chatcli.session import INTERRUPTED, NOT_RUN, Session
+from chatcli.turn import Turn
 from tests.support.fakes import FakeProvider
 
 SPEC = ToolSpec("time__get_current_time", "Current time in a timezone", {"type": "object"})

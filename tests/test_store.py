@@ -17,7 +17,8 @@ from chatcli.history.store import (
     Store,
     open_for_chat,
 )
-from chatcli.session import Session, Turn
+from chatcli.session import Session
+from chatcli.turn import Turn
 from tests.support.fakes import FakeProvider
 
 

@@ -22,7 +22,8 @@ from chatcli import fsperm
 from chatcli.errors import StoreError
 from chatcli.events import Finish, TextDelta
 from chatcli.history.store import Store, open_for_chat
-from chatcli.session import Session, Turn
+from chatcli.session import Session
+from chatcli.turn import Turn
 from tests.support.fakes import FakeProvider
 from tests.support.store_faults import FailingConnection
 from tests.support.store_faults import failing_connect as _failing_connect

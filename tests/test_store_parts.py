@@ -10,7 +10,8 @@ from pathlib import Path
 
 from chatcli.events import DocumentPart, ImagePart, ToolCallPart, ToolResultPart
 from chatcli.history.store import SCHEMA_VERSION, Store
-from chatcli.session import Session, Turn
+from chatcli.session import Session
+from chatcli.turn import Turn
 from tests.support.fakes import FakeProvider
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake-but-stored-as-is" * 10

@@ -27,8 +27,9 @@ from chatcli.commands import ReplState, dispatch
 from chatcli.errors import StoreError
 from chatcli.history import commands as history
 from chatcli.history.store import Store, open_for_chat
-from chatcli.session import Session, Turn
+from chatcli.session import Session
 from chatcli.settings import Settings
+from chatcli.turn import Turn
 from tests.support.fakes import FakeProvider
 from tests.support.store_schema1 import make_old_database
 

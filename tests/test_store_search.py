@@ -12,7 +12,7 @@ import pytest
 from chatcli.history import commands as history
 from chatcli.history import store as store_module
 from chatcli.history.store import SCHEMA_VERSION, Store
-from chatcli.session import Turn
+from chatcli.turn import Turn
 from tests.support.store_schema1 import make_old_database
 
 SENTENCES = [

@@ -14,17 +14,17 @@ sanitizer first. Exports to a file are raw by design
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 from chatcli.errors import UsageError
 from chatcli.history import export
 from chatcli.history.store import Conversation, SearchHit, Store
-from chatcli.session import Turn
+from chatcli.render.sanitize import sanitize
+from chatcli.turn import Turn
 
 ExportFormat = Literal["markdown", "json"]
 
@@ -32,45 +32,8 @@ ExportFormat = Literal["markdown", "json"]
 PARTIAL_LABELS = export.PARTIAL_LABELS
 
 
-# -- sanitizing ---------------------------------------------------------------------------------
-
-_sanitizer: Callable[[str], str] | None = None
-
-
-def safe(text: str) -> str:
-    """Untrusted stored text made harmless for a terminal (the renderer's sanitizer).
-
-    Looked up lazily: the render package is written in parallel and may import heavier things.
-    The fallback replaces every control character but newline and tab, so nothing live ever
-    reaches the terminal even without it.
-    """
-    global _sanitizer
-    if _sanitizer is None:
-        _sanitizer = _find_sanitizer()
-    return _sanitizer(text)
-
-
-def _find_sanitizer() -> Callable[[str], str]:
-    for module_name in ("chatcli.render.sanitize", "chatcli.render"):
-        try:
-            module: Any = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        function = getattr(module, "sanitize", None)
-        if callable(function):
-            return lambda text: str(function(text))
-    return _fallback_sanitize
-
-
-def _fallback_sanitize(text: str) -> str:
-    return "".join(
-        ch if ch in "\n\t" or not (ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F) else f"\\x{ord(ch):02x}"
-        for ch in text
-    )
-
-
 def _one_line(text: str, width: int | None = None) -> str:
-    line = safe(" ".join(text.split()))
+    line = sanitize(" ".join(text.split()))
     if width is not None and len(line) > width:
         line = line[: width - 1].rstrip() + "…"
     return line
@@ -172,11 +135,11 @@ def show_cmd(store: Store, conv_id: str, out: TextIO, *,
     system: str | None = None
     for turn in turns:
         if turn.system and turn.system != system:
-            print(f"\n── system ──\n{safe(turn.system)}", file=out)
+            print(f"\n── system ──\n{sanitize(turn.system)}", file=out)
         system = turn.system
         if turn.role == "user":
             print(f"\n── you · {_when(turn.created)} ──", file=out)
-            print(safe(turn.content), file=out)
+            print(sanitize(turn.content), file=out)
             _print_parts(turn, out)
             continue
         if turn.role == "tool":
@@ -187,7 +150,7 @@ def show_cmd(store: Store, conv_id: str, out: TextIO, *,
             out.flush()
             render(turn.content)
         elif turn.content:
-            print(safe(turn.content), file=out)
+            print(sanitize(turn.content), file=out)
         else:
             print("(no reply text)", file=out)
         _print_parts(turn, out)
@@ -242,7 +205,7 @@ def export_cmd(store: Store, conv_id: str, *, fmt: ExportFormat = "markdown", ou
     stream = stdout if stdout is not None else sys.stdout
     isatty = getattr(stream, "isatty", None)
     if callable(isatty) and isatty():
-        document = safe(document)
+        document = sanitize(document)
     if fmt == "json":  # exact on a non-UTF-8 stdout too: escapes, not "?"
         from chatcli.termenc import json_for
 

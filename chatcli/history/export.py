@@ -30,7 +30,7 @@ from typing import Literal
 from chatcli.errors import UsageError
 from chatcli.fsperm import FILE_MODE, write_private
 from chatcli.redact import redact
-from chatcli.session import Turn
+from chatcli.turn import Turn
 
 TITLE_LENGTH = 80
 

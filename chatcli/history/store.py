@@ -48,7 +48,7 @@ from typing import Any, cast
 from chatcli.errors import StoreError, UsageError
 from chatcli.events import FINISH_REASONS, FinishReason, Part
 from chatcli.fsperm import Warn, check_private, create_private_file, ensure_private_dir, private_umask, stderr_warn
-from chatcli.session import Turn
+from chatcli.turn import Turn
 
 DB_NAME = "history.db"
 BUSY_TIMEOUT_MS = 5000

@@ -139,7 +139,7 @@ def test_R13_stored_escapes_neutralised_on_replay(tmp_path: Path) -> None:
     """R13: a conversation whose stored text holds escape payloads, shown again with
     `history show` (piped and in a terminal), `history list` and `history search`."""
     from chatcli.history.store import Store
-    from chatcli.session import Turn
+    from chatcli.turn import Turn
 
     payload = "".join("".join(chunks) for chunks in PAYLOADS.values())
     data = tmp_path / "chatcli-data"

@@ -342,7 +342,7 @@ def test_R13_repl_history_list_neutralises_stored_titles(server: SSEServer, tmp_
     """R13 in the REPL: `/history` lists a saved conversation whose title (the first message) holds
     escape sequences; none of them reaches the terminal."""
     from chatcli.history.store import Store
-    from chatcli.session import Turn
+    from chatcli.turn import Turn
 
     with Store.open(tmp_path / "chatcli-data") as store:
         rec = store.recorder()

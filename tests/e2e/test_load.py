@@ -44,7 +44,7 @@ def _estimate(messages: list[dict[str, str]]) -> int:
 
 def test_2000_turns_resume_within_the_context_budget(tmp_path: Path) -> None:
     from chatcli.history.store import Store
-    from chatcli.session import Turn
+    from chatcli.turn import Turn
 
     data = tmp_path / "chatcli-data"
     with Store.open(data) as store:
