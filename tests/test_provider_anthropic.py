@@ -443,7 +443,7 @@ def test_closing_the_stream_closes_the_connection(provider: AnthropicProvider, s
     assert time.monotonic() - closed_at < 1.0
 
 
-def test_warm_rehearses_a_reply_on_loopback_and_sends_nothing(sse_server: SSEServer,
+def test_warm_rehearses_a_reply_in_memory_and_sends_nothing(sse_server: SSEServer,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     p = AnthropicProvider(make_config(sse_server))
     try:

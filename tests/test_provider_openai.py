@@ -549,7 +549,7 @@ def test_closing_the_stream_closes_the_connection(provider: OpenAIProvider, sse_
     assert sse_server.disconnects == [0]
 
 
-def test_warm_rehearses_a_reply_on_loopback_and_sends_nothing(sse_server: SSEServer,
+def test_warm_rehearses_a_reply_in_memory_and_sends_nothing(sse_server: SSEServer,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     p = OpenAIProvider(make_config(sse_server))
     try:

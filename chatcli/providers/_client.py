@@ -39,7 +39,7 @@ class _SDKClient(Protocol):
 
 ClientT = TypeVar("ClientT", bound=_SDKClient)
 
-#: The key the warm-up's rehearsal sends to its loopback server instead of the user's.
+#: The key the warm-up's rehearsal sends to its in-memory stand-in instead of the user's.
 REHEARSAL_KEY = "chatcli-rehearsal-placeholder"
 
 
@@ -57,6 +57,8 @@ class SDKClientProvider(Generic[ClientT]):
         self._placeholder_key = False
         #: True once a warm-up rehearsal played a whole reply (tests; see `_rehearse`).
         self.rehearsed = False
+        #: The requests the last rehearsal's stand-in received (tests).
+        self.rehearsal_requests: list[httpx2.Request] = []
 
     def warm(self, *, rehearse: bool = False) -> None:
         """Import the SDK and build the client (and with `rehearse`, play one request in memory).
@@ -86,35 +88,44 @@ class SDKClientProvider(Generic[ClientT]):
                                    max_tokens=max_tokens, temperature=temperature, tools=tools)
 
     def _rehearse(self, client: ClientT) -> None:
-        """Play one request and its streamed reply through the SDK, the HTTP stack and this
-        provider, against a one-request server on the loopback interface (`_loopback.py`).
+        """Play one request and its streamed reply through the SDK and this provider, in memory.
 
         The SDK defers a lot to the first request: loading the resource, building its request
         transforms (`get_type_hints` over the params TypedDicts), the response models' validators,
-        the SSE decoder; the HTTP stack opens its first pool connection, HTTP/1.1 state machine
-        and chunked reader; and our own mapping code runs for the first time too. repl_bench
+        the SSE decoder; and our own mapping code runs for the first time too. repl_bench
         measured the first reply's time to first byte 1.6x the second's because of it. Paid here,
         while the user types.
 
         The request goes from a copy of the client (`with_options`, the SDKs' public seam) with
-        its own HTTP client (the SDK's class, no proxy from the environment), a placeholder key
-        and the loopback server's URL: the user's key is never sent, the configured server sees
-        nothing, the real client's connection pool is untouched, and no adaptive state changes
-        (the stand-in answers 200 to anything). Only an optimisation: any failure just leaves
-        the first request to pay the costs.
+        an HTTP client of its own on `httpx2.MockTransport` (httpx2's public test seam), which
+        answers with `rehearsal_reply()` and never touches the network: the user's key is never
+        sent (a placeholder is), the configured server sees nothing, the real client's
+        connection pool is untouched. Not rehearsed: the socket, connection pool and HTTP/1.1
+        parser of the first real request (0.4-1.5 ms measured; a loopback server that rehearsed
+        those too was deleted as not worth its code). Only an optimisation: any failure just
+        leaves the first request to pay the costs.
         """
-        # Connecting to 127.0.0.1 goes through getaddrinfo, which also loads Python's IDNA codec
-        # (~3 ms, measured) for the first real request.
-        from chatcli.providers._loopback import LoopbackReply
+        import httpx2
+
+        body = self.rehearsal_reply()
+        received: list[httpx2.Request] = []
+        # The first real request resolves its host through getaddrinfo, which loads Python's IDNA
+        # codec (~3 ms measured); the stand-in resolves nothing, so load it here.
+        "rehearsal.invalid".encode("idna")
+
+        def answer(request: httpx2.Request) -> httpx2.Response:
+            received.append(request)
+            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
         try:
-            with LoopbackReply(self.rehearsal_reply()) as url, \
-                    common.http_client(self._http_client_class(), self.config, trust_env=False) as http:
-                stand_in = client.with_options(http_client=http, base_url=url, api_key=REHEARSAL_KEY)
+            with httpx2.Client(transport=httpx2.MockTransport(answer)) as http:
+                stand_in = client.with_options(http_client=http, base_url="http://rehearsal.invalid/v1",
+                                               api_key=REHEARSAL_KEY)
                 events = list(self._stream_on(stand_in, [Message("user", "hi")], model="rehearsal",
                                               system=None, max_tokens=None, temperature=None))
         except Exception:  # an optimisation must never break the real request
             return
+        self.rehearsal_requests = received
         self.rehearsed = bool(events) and isinstance(events[-1], Finish) and events[-1].reason == "stop"
 
     def _get_client(self) -> ClientT:

@@ -112,17 +112,15 @@ def default_headers(config: ProviderConfig) -> dict[str, str]:
     return {name: value.reveal() for name, value in config.headers}
 
 
-def http_client(client_cls: type[httpx2.Client], config: ProviderConfig, *, trust_env: bool = True) -> httpx2.Client:
+def http_client(client_cls: type[httpx2.Client], config: ProviderConfig) -> httpx2.Client:
     """The SDK's own default client class (keeps its pool limits and TCP keep-alive options), but
 
     * `follow_redirects=False`: a 3xx to another host would carry the key (and custom headers,
       which httpx2 forwards across origins) there; it becomes a `bad_response` error instead;
     * `timeout`: httpx2's read timeout applies to each socket read, so `config.timeout` bounds a
       gap (stall) inside the stream, not the whole reply.
-
-    `trust_env=False`: no proxy from the environment (the warm-up's rehearsal talks to loopback).
     """
-    return client_cls(follow_redirects=False, timeout=timeout(config), trust_env=trust_env)
+    return client_cls(follow_redirects=False, timeout=timeout(config))
 
 
 def invalid_base_url(config: ProviderConfig, exc: BaseException) -> ProviderError:

@@ -35,29 +35,20 @@ def expect_error(call: Callable[[], object], kind: str, *, canary: str, provider
 
 
 def check_rehearsal(provider: Any, server: Any, reply: Any, canary: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`warm()` plays one whole reply through the real SDK and HTTP stack against its own loopback
-    server (`rehearsed`), with a placeholder key, sends nothing to the configured server, and the
-    first real request after it is sent and answered as usual."""
-    from chatcli.providers import _loopback
+    """`warm()` plays one whole reply through the real SDK against an in-memory stand-in
+    (`httpx2.MockTransport`; `rehearsed`), with a placeholder key, sends nothing to the configured
+    server, and the first real request after it is sent and answered as usual."""
     from chatcli.providers._client import REHEARSAL_KEY
 
-    used: list[_loopback.LoopbackReply] = []
-
-    class Recorded(_loopback.LoopbackReply):
-        def __enter__(self) -> str:
-            used.append(self)
-            return super().__enter__()
-
-    monkeypatch.setattr(_loopback, "LoopbackReply", Recorded)
     provider.warm()
     assert not provider.rehearsed  # only on request: `ask` sends its real request at once
-    assert used == []
+    assert provider.rehearsal_requests == []
     provider.warm(rehearse=True)
     assert provider.rehearsed, "the warm-up rehearsal did not complete a reply"
     assert server.requests == [], "the rehearsal reached the configured server"
-    [loopback] = used
-    received = loopback.received or b""
-    assert received.startswith(b"POST "), received[:80]  # a real request over a real socket
+    [rehearsal] = provider.rehearsal_requests
+    received = b"".join(name + b": " + value + b"\n" for name, value in rehearsal.headers.raw) + rehearsal.content
+    assert rehearsal.method == "POST", rehearsal  # a whole request the SDK built and sent
     assert REHEARSAL_KEY.encode() in received and canary.encode() not in received
     server.add(reply)
     events = list(provider.stream([Message("user", "after the rehearsal")], model="m"))
