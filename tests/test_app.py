@@ -16,7 +16,7 @@ def app(render: RenderMode, *, tty: bool, term: str = "xterm-256color") -> App:
 
 
 def test_view_mode() -> None:
-    # (was render.choose_mode, which only tests called: App.view_mode is what the CLI uses)
+    # What the CLI uses; render.choose_mode (tests/test_render_plain.py) decides the same way.
     assert app("auto", tty=True).view_mode() == "markdown"
     assert app("auto", tty=False).view_mode() == "plain"
     assert app("plain", tty=True).view_mode() == "plain"

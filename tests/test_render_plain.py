@@ -20,7 +20,7 @@ from chatcli.events import (
     TextDelta,
     Usage,
 )
-from chatcli.render import open_view, render_markdown_once
+from chatcli.render import choose_mode, open_view, render_markdown_once
 from chatcli.render.footer import describe_finish, format_stats
 from chatcli.render.panel import PanelView
 from chatcli.render.plain import PlainView
@@ -158,6 +158,16 @@ def test_run_turn_with_panel_interrupt_restores_terminal() -> None:
     assert finish.reason == "interrupted"
     assert out.getvalue().endswith("\x1b[?25h") and "interrupted" in out.getvalue()
     assert "partial reply kept" in err.getvalue()
+
+
+def test_choose_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert choose_mode("auto", TTY()) == "markdown"
+    assert choose_mode("auto", io.StringIO()) == "plain"
+    assert choose_mode("plain", TTY()) == "plain"
+    assert choose_mode("markdown", io.StringIO()) == "markdown"
+    monkeypatch.setenv("TERM", "dumb")
+    assert choose_mode("auto", TTY()) == "plain"
 
 
 def test_open_view_kinds_and_no_color(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 Cheap to import: nothing from Rich or markdown-it is loaded until a view is opened (startup time
 matters, docs/architecture.md "Start-up time"). Entry points for the CLI and the REPL:
 
+* `choose_mode(setting, out)` -- "auto" becomes "markdown" on a TTY (unless `TERM=dumb`), else "plain";
 * `open_view(...)` -- a `ReplyView` for one reply (drive it with `chatcli.turn.run_turn`);
 * `render_markdown_once(...)` -- show a stored reply (history show, resume replay), sanitized too;
 * `sanitize`, `sanitize_line` -- for any other untrusted string (server errors, model names).
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from chatcli.render.base import ReplyView
     from chatcli.render.footer import Where
 
-__all__ = ["StreamSanitizer", "open_view", "render_markdown_once", "sanitize",
+__all__ = ["StreamSanitizer", "choose_mode", "open_view", "render_markdown_once", "sanitize",
            "sanitize_line", "terminal_size"]
 
 ViewMode = Literal["plain", "markdown"]
@@ -35,6 +36,17 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def choose_mode(setting: str, out: TextIO) -> ViewMode:
+    """`--plain`/`--markdown` win; "auto" is markdown only on a TTY whose TERM is not `dumb`."""
+    if setting == "plain":
+        return "plain"
+    if setting == "markdown":
+        return "markdown"
+    if _isatty(out) and os.environ.get("TERM", "") != "dumb":
+        return "markdown"
+    return "plain"
 
 
 def terminal_size(out: TextIO) -> Callable[[], tuple[int, int]]:
