@@ -16,14 +16,16 @@ import pytest
 import typer.main
 
 from chatcli import cli
+from chatcli.cli import chat, typer_app
 from chatcli.options import JSON, OPTIONS, Ask, Opt, Shared, parse_fast
 
 
 def typer_reading(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, Any]:
     """What the Typer path makes of `argv`: ("ask", Ask) / ("chat", Shared) / ("exit", code)."""
     seen: list[tuple[str, Any]] = []
-    monkeypatch.setattr(cli, "_ask", lambda ask: seen.append(("ask", ask)) or 0)
-    monkeypatch.setattr(cli, "_repl", lambda shared: seen.append(("chat", shared)) or 0)
+    monkeypatch.setattr(typer_app, "run_ask", lambda ask: seen.append(("ask", ask)) or 0)
+    monkeypatch.setattr(typer_app, "run_chat", lambda shared: seen.append(("chat", shared)) or 0)
+    monkeypatch.setattr(chat, "run_chat", lambda shared: seen.append(("chat", shared)) or 0)  # bare `chatcli`
     code = cli.run(list(argv), fast_path=False)
     return seen[0] if seen else ("exit", code)
 
@@ -60,7 +62,7 @@ def check_matches(opt: Opt, param: Any) -> None:
 
 
 def test_the_option_table_is_exactly_what_typer_built() -> None:
-    group: Any = typer.main.get_command(cli._build_app())
+    group: Any = typer.main.get_command(typer_app.app)
     ask = group.commands["ask"]
     root_params, ask_params = params_of(group), params_of(ask)
     assert set(root_params) == {o.dest for o in OPTIONS}
