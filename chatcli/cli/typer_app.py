@@ -117,7 +117,7 @@ def option(dest: str, **extra: "Any") -> "Any":
     return typer.Option(*flags, metavar=opt.metavar, help=opt.help, min=limit(opt.min), max=limit(opt.max),
                         **extra)
 
-model_opt = Annotated[str | None, option("model")]
+model_opt = Annotated[list[str] | None, option("model", show_default=False)]
 system_opt = Annotated[str | None, option("system")]
 max_tokens_opt = Annotated[int | None, option("max_tokens")]
 temperature_opt = Annotated[float | None, option("temperature")]
@@ -149,7 +149,7 @@ def root(ctx: typer.Context, model: model_opt = None, system: system_opt = None,
          plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
          tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
          attach: attach_opt = None, role: role_opt = None, version: version_opt = False) -> None:
-    shared = Shared(model=model, system=system, max_tokens=max_tokens, temperature=temperature,
+    shared = Shared(model=model or (), system=system, max_tokens=max_tokens, temperature=temperature,
                     continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
                     debug=debug, tools=tools or (), no_tools=no_tools, allow_tool=allow_tool or (),
                     attach=attach or (), role=role)
@@ -173,7 +173,7 @@ def ask(ctx: typer.Context,
         plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
         tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
         attach: attach_opt = None, role: role_opt = None) -> None:
-    shared = Shared(model=model, system=system, max_tokens=max_tokens, temperature=temperature,
+    shared = Shared(model=model or (), system=system, max_tokens=max_tokens, temperature=temperature,
                     continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
                     debug=debug, tools=tools or (), no_tools=no_tools,
                     allow_tool=allow_tool or (), attach=attach or (), role=role).over(ctx.obj or Shared())

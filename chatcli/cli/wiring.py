@@ -24,7 +24,7 @@ def make_app(shared: "Shared", env: "Environment | None" = None) -> "App":
     env = env or environment()
     loaded = config.load(env.environ, env.cwd, shared.overrides())
     state.debug = state.debug or loaded.settings.debug
-    model_flag = shared.model
+    model_flag = shared.last_model
     role = loaded.settings.roles.get(loaded.settings.role or "")
     if model_flag is None and role is not None:
         model_flag = role.model  # the role's model beats a resumed conversation's own, as -m does
@@ -56,8 +56,8 @@ def text_arg(what: str, value: str) -> str:
 def text_args(shared: "Shared") -> None:
     if shared.system is not None:
         shared.system = text_arg("the --system prompt", shared.system)
-    if shared.model is not None:
-        shared.model = text_arg("the --model name", shared.model)
+    if shared.model:
+        shared.model = tuple(text_arg("the --model name", m) for m in shared.model)
 
 
 def check_resume_flags(shared: "Shared") -> None:
