@@ -516,7 +516,7 @@ def _client_class() -> Callable[..., anthropic.Anthropic]:
             super().__init__(**kwargs)
             self._chatcli_idle_limit = idle_limit
 
-        def _make_sse_decoder(self):  # type: ignore[no-untyped-def]
+        def _make_sse_decoder(self, options: Any = None):  # type: ignore[no-untyped-def]  # SDK >= 2.16 passes the request options
             return _Decoder(self._chatcli_idle_limit)
 
     _CLIENT_CLASS = _Anthropic
