@@ -181,7 +181,11 @@ class Runner:
                             tick()
                         continue
                     left -= self._show(view, index, item)
-            except BaseException:  # Ctrl-C, SIGTERM (signals.Terminated), a broken pipe
+            except KeyboardInterrupt:  # every partial kept; `--json` still prints them all
+                self.interrupted = True
+                self.stop()
+                self._drain(view, final=True)
+            except BaseException:  # SIGTERM (signals.Terminated), a broken pipe: stop, then leave
                 self.interrupted = True
                 self.stop()
                 self._drain(view, final=True)
