@@ -89,7 +89,7 @@ class ColumnsView:
 
     def __init__(self, out: TextIO, err: TextIO, *, labels: Sequence[str], size: SizeGetter | None = None,
                  show_reasoning: bool = True, no_color: bool = False, code_theme: str = "monokai",
-                 color_system: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 color_system: str | None = "auto", clock: Callable[[], float] = time.monotonic,
                  reflow: bool = True, secrets: Sequence[str] = ()) -> None:
         from chatcli.render import _color_system, terminal_size
 
@@ -98,7 +98,7 @@ class ColumnsView:
         self._size = size or terminal_size(out)
         self._no_color = no_color
         self._code_theme = code_theme
-        self._cs = color_system if color_system is not None else _color_system(out)
+        self._cs = _color_system(out) if color_system == "auto" else color_system
         self._clock = clock
         self._reflow = reflow
         self._secrets = tuple(secrets)
