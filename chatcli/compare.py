@@ -304,10 +304,11 @@ class Runner:
 # -- plain output -----------------------------------------------------------------------------------
 
 
-class _Gate:
+class _Gate(io.StringIO):
     """A stream that holds what is written until `open()`, then passes it (and the rest) on."""
 
     def __init__(self, target: TextIO) -> None:
+        super().__init__()
         self._target = target
         self._held: list[str] | None = []
 
@@ -350,7 +351,7 @@ class PlainCompare:
         self._outs = [_Gate(io.StringIO() if json_mode else out) for _ in labels]
         self._errs = [_Gate(err) for _ in labels]
         self._views = [PlainView(o, e, show_reasoning=show_reasoning and not json_mode, no_color=no_color,
-                                 err_tty=err_tty, where="ask") for o, e in zip(self._outs, self._errs)]
+                                 err_tty=err_tty, where="ask") for o, e in zip(self._outs, self._errs, strict=True)]
         if not json_mode:
             for i, o in enumerate(self._outs):
                 o.write(("\n" if i else "") + f"## {self._labels[i]}\n\n")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.sse_server import Reply, SSEServer, Sleep, anthropic_events, openai_chunks
+from tests.sse_server import Reply, Sleep, SSEServer, anthropic_events, openai_chunks
 from tests.test_cli_ask import CHATCLI, assert_clean, cli_env, run
 
 pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
@@ -78,7 +78,7 @@ def test_all_complete_is_exit_0_and_each_reply_is_stored(servers: Any) -> None:
     assert items[0]["usage"] == {"input_tokens": 5, "output_tokens": 1}
     ids = [i["conversation_id"] for i in items]
     assert all(ids) and ids[0] != ids[1]
-    for conv_id, text in zip(ids, ("from a", "from b")):
+    for conv_id, text in zip(ids, ("from a", "from b"), strict=True):
         shown = run(["history", "show", conv_id], cli_env())
         assert shown.returncode == 0 and text in shown.stdout and "q" in shown.stdout
 

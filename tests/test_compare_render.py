@@ -113,7 +113,7 @@ def test_three_side_by_side_one_ends_early() -> None:
     view = view_for(out, ["a:1", "b:2", "c:3"], lambda: (200, 40))
     feed_interleaved(view, [REPLY_A, REPLY_B, REPLY_C], [1, 7, 2], [Finish("stop")] * 3)
     lines = transcript(out.getvalue(), 200)
-    for k, (label, text) in enumerate(zip(["a:1", "b:2", "c:3"], [REPLY_A, REPLY_B, REPLY_C])):
+    for k, (label, text) in enumerate(zip(["a:1", "b:2", "c:3"], [REPLY_A, REPLY_B, REPLY_C], strict=True)):
         check_panel(column(lines, k, 65), label, text, 65)
 
 

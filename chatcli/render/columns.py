@@ -293,13 +293,13 @@ class ColumnsView:
             return 0.0
         if done:
             (ca, cp), _ = engine.frame(live_rows, final=True)
-            p.held += zip(ca, cp)
+            p.held += zip(ca, cp, strict=True)
             p.finished = True
             p.live = ([], [])
             self._finish_rows(p)
             return 0.0
         (ca, cp), live = engine.frame(live_rows)
-        p.held += zip(ca, cp)
+        p.held += zip(ca, cp, strict=True)
         if not engine.text and p.status is not None:
             a, pl = p.renderer.render(Text(set_cell_size(p.status, p.renderer.width).rstrip(), style=_DIM))
             live = (a[:1], pl[:1])
@@ -314,7 +314,7 @@ class ColumnsView:
         assert p.renderer is not None
         if p.error is not None and not p.had_text:
             a, pl = p.renderer.render(Text(f"⚠ {p.error}", style=Style(color="yellow")))
-            p.held += zip(a, pl)
+            p.held += zip(a, pl, strict=True)
         summary, warning = describe_finish(finish, where="ask", has_text=p.had_text)
         if p.error is None:
             p.warning = warning
