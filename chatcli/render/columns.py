@@ -39,7 +39,7 @@ from rich.text import Text
 from chatcli.events import Finish, Notice, ReasoningDelta, Retrying, SessionEvent, TextDelta, Usage
 from chatcli.render.blocks import RowRenderer, TailBlocks
 from chatcli.render.footer import describe_finish, format_stats, retry_line
-from chatcli.render.painter import ESU, HIDE_CURSOR, RESET, SHOW_CURSOR, RowPainter
+from chatcli.render.painter import BSU, ED, EL, ESU, HIDE_CURSOR, NL, RESET, SHOW_CURSOR, RowPainter, _up
 from chatcli.render.panel import MIN_CONTENT_WIDTH, border_row
 from chatcli.render.sanitize import StreamSanitizer, sanitize_line
 
@@ -58,6 +58,63 @@ def layout(cols: int, n: int) -> tuple[bool, int]:
     if n > 1 and side >= MIN_COLUMN:
         return True, side
     return False, max(cols - 1, MIN_CONTENT_WIDTH + 4)
+
+
+class _CellPainter(RowPainter):
+    """`RowPainter` whose live rows are made of fixed-width cells (one per panel): a row where only
+    one panel changed rewrites only that panel's cell (cursor to its column, the cell), not the
+    whole screen row -- with two or three panels streaming, most frames change one cell of one row.
+    Committing, erasing and re-anchoring are the row painter's (the same invariants hold)."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        super().__init__(write)
+        self.prev_cells: list[list[str]] = []
+        self.starts: list[int] = []  # 1-based column of each cell
+
+    def paint_cells(self, commit: list[str], cells: list[list[str]], plain: list[str], prefix: str = "") -> None:
+        live = [" ".join(row) for row in cells]
+        n = len(self.prev)
+        k = len(commit)
+        shifted = bool(commit) and n > k and self.prev[:k] == commit
+        if (commit and not shifted) or not n or not live:
+            self.paint(commit, live, plain, prefix)
+            self.prev_cells = [list(row) for row in cells]
+            return
+        prev_cells = self.prev_cells[k:] if shifted else self.prev_cells
+        prev = self.prev[k:] if shifted else self.prev
+        n = len(prev)
+        first = 0
+        m = min(n, len(live))
+        while first < m and live[first] == prev[first]:
+            first += 1
+        if first == n == len(live):
+            self.prev, self.prev_plain, self.prev_cells = list(live), list(plain), [list(r) for r in cells]
+            return
+        first = min(first, n - 1, len(live) - 1)
+        buf = ["\r" + _up(n - 1 - first)]
+        for i in range(first, len(live)):
+            if i > first:
+                buf.append(NL)
+            old = prev_cells[i] if i < n and i < len(prev_cells) else None
+            if old is not None and len(old) == len(cells[i]) == len(self.starts):
+                for j, cell in enumerate(cells[i]):
+                    if cell != old[j]:
+                        buf.append(f"\x1b[{self.starts[j]}G" + cell)
+            else:
+                buf.append("\r" + live[i] + EL)
+        if len(live) < n:
+            buf.append(ED)
+        buf.append("\r")
+        self.prev, self.prev_plain, self.prev_cells = list(live), list(plain), [list(r) for r in cells]
+        self._emit(BSU + prefix + "".join(buf) + ESU)
+
+    def clear(self, extra: str = "") -> None:
+        super().clear(extra)
+        self.prev_cells = []
+
+    def reanchor(self, new_cols: int, reflow: bool = True) -> None:
+        super().reanchor(new_cols, reflow)
+        self.prev_cells = []
 
 
 class _Panel:
@@ -104,7 +161,7 @@ class ColumnsView:
         self._secrets = tuple(secrets)
         del show_reasoning  # reasoning is not drawn in the columns: the answers are compared
         self._panels = [_Panel(label, clock) for label in labels]
-        self._painter = RowPainter(self._write)
+        self._painter = _CellPainter(self._write)
         self._cols = -1
         self._side = True
         self._width = 0
@@ -231,6 +288,8 @@ class ColumnsView:
             for p in self._panels:
                 p.held = [r for a, pl in p.held for r in _fit(a, pl, width)]
         self._side, self._width = side, width
+        n = len(self._panels) if side else 1
+        self._painter.starts = [1 + j * (width + 1) for j in range(n)]
         for p in self._panels:
             p.renderer = RowRenderer(width - 4, color_system=self._cs, no_color=self._no_color,
                                      code_theme=self._code_theme)
@@ -265,14 +324,16 @@ class ColumnsView:
         if not self._started:
             self._started = True
             prefix = HIDE_CURSOR
-        self._painter.paint(commit[0], commit[1], commit[2], prefix)
+        self._painter.paint_cells(commit[0], commit[1], commit[2], prefix)
         cost = time.perf_counter() - t0
         self.frame_log.append((now, cost, time.thread_time() - c0))
         self._last_frame = now
         live_cost = work or cost
         self._cost = live_cost if self._cost == 0 else 0.7 * self._cost + 0.3 * live_cost
         c = self._cost
-        self.interval = min(max(1 / 30, 8 * c), max(1 / 25, 3 * c), 0.25)
+        # As the single panel (panel.py), but from 25 ms: the main thread also drains the queue
+        # between frames, so a character can wait an interval plus a frame plus a queue poll.
+        self.interval = min(max(1 / 40, 8 * c), max(1 / 30, 3 * c), 0.25)
 
     def _advance(self, p: _Panel, live_rows: int, final: bool) -> float:
         """Feed the panel's pending text to its engine: committed rows to `held`, the tail to `live`."""
@@ -327,7 +388,7 @@ class ColumnsView:
     def _blank(self) -> str:
         return " " * self._width
 
-    def _compose_side(self, live_rows: int) -> tuple[list[str], list[str], list[str]]:
+    def _compose_side(self, live_rows: int) -> tuple[list[str], list[list[str]], list[str]]:
         panels = self._panels
         running = [p for p in panels if not p.finished]
         k = min(len(p.held) for p in running) if running else max(len(p.held) for p in panels)
@@ -339,7 +400,7 @@ class ColumnsView:
             del p.held[:k]
         stacks = [([a for a, _ in p.held] + p.live[0], [pl for _, pl in p.held] + p.live[1]) for p in panels]
         height = min(max(len(s[0]) for s in stacks), max(live_rows, 2)) if stacks else 0
-        live_a: list[str] = []
+        live_a: list[list[str]] = []
         live_p: list[str] = []
         for r in range(height):
             cells_a = []
@@ -349,11 +410,11 @@ class ColumnsView:
                 i = off + r
                 cells_a.append(sa[i] + RESET if i < len(sa) else blank)
                 cells_p.append(sp[i] if i < len(sp) else blank)
-            live_a.append(" ".join(cells_a))
+            live_a.append(cells_a)
             live_p.append(" ".join(cells_p))
         return commit_a, live_a, live_p
 
-    def _compose_stacked(self, live_rows: int) -> tuple[list[str], list[str], list[str]]:
+    def _compose_stacked(self, live_rows: int) -> tuple[list[str], list[list[str]], list[str]]:
         panels = self._panels
         commit_a: list[str] = []
         while self._head < len(panels):
@@ -381,7 +442,7 @@ class ColumnsView:
                     live_p.append(stack_p[0])
                     live_a += stack_a[1:][-window:]
                     live_p += stack_p[1:][-window:]
-        return commit_a, live_a, live_p
+        return commit_a, [[row] for row in live_a], live_p
 
     # -- output -----------------------------------------------------------------------------------
 
