@@ -33,9 +33,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from benchmarks.render_bench import ByteSink, VClock, chunk, gen_doc, timed  # noqa: E402
-from chatcli.events import Finish, TextDelta, Usage  # noqa: E402
-from chatcli.render.columns import ColumnsView, layout  # noqa: E402
+from benchmarks.render_bench import ByteSink, VClock, chunk, gen_doc, timed
+from chatcli.events import Finish, TextDelta, Usage
+from chatcli.render.columns import ColumnsView, layout
 
 COLS, ROWS = 160, 40
 
