@@ -24,28 +24,27 @@ Exit code: 0 every reply complete, 3 any partial, 1 all failed with no text, 130
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import json
 import queue
-import socket
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
 from chatcli.errors import ChatCLIError, ExitCode, UsageError
 from chatcli.events import Finish, Notice, SessionEvent, TextDelta
 
 if TYPE_CHECKING:
     from chatcli.app import App
+    from chatcli.commands import Outcome, ReplState
     from chatcli.config import Resolved
     from chatcli.events import Part
     from chatcli.providers.base import Provider
-    from chatcli.session import Session
-    from chatcli.store import StoreRecorder
+    from chatcli.session import Session, Turn
+    from chatcli.store import Store, StoreRecorder
 
 #: One embedded model streams at a time (chatcli/providers/local.py holds one llama.cpp context).
 LOCAL_LOCK = threading.Lock()
@@ -124,6 +123,8 @@ class Lane:
             if self._closing or self._stopped or self.thread is None or self.thread.ident is None:
                 return
             self._stopped = True
+            import ctypes  # here, not at the top: the chat imports this module for /compare
+
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread.ident),
                                                        ctypes.py_object(KeyboardInterrupt))
             responses = list(self.responses)
@@ -133,6 +134,8 @@ class Lane:
 
 def shutdown_response(response: Any) -> None:
     """Wake a read blocked on `response` and tell the server: shut its socket down."""
+    import socket
+
     with contextlib.suppress(Exception):
         stream = response.extensions.get("network_stream")
         sock = stream.get_extra_info("socket") if stream is not None else None
@@ -158,8 +161,10 @@ class Runner:
     """Starts every lane's thread together and feeds the view from the one queue."""
 
     def __init__(self, lanes: Sequence[Lane], text: str, parts: tuple[Part, ...] = (), *,
-                 warm: bool = True) -> None:
+                 warm: bool = True, answer_last: bool = False) -> None:
         self.lanes = list(lanes)
+        #: The chat's /compare: each session already ends with the user message; reply to it.
+        self.answer_last = answer_last
         self.text = text
         self.parts = parts
         self.warm = warm
@@ -294,7 +299,7 @@ class Runner:
                     lane.provider.warm()
             put((lane.index, _Begin(time.perf_counter())))  # the request starts now: footers time it from here
             assert lane.session is not None
-            events = lane.session.send(self.text, parts=self.parts)
+            events = lane.session.retry() if self.answer_last else lane.session.send(self.text, parts=self.parts)
             try:
                 for event in events:
                     if isinstance(event, Finish):
@@ -521,3 +526,284 @@ def to_json(lanes: Sequence[Lane]) -> str:
         items.append(item)
     raw = json.dumps(items, ensure_ascii=False)
     return unsafe.sub(lambda m: f"\\u{ord(m.group(0)):04x}", raw)
+
+
+# -- in the chat: /compare and /keep ------------------------------------------------------------------
+#
+# `/compare A B` arms the next message: it is recorded once in the conversation, and every model
+# answers it in a session of its own built on the conversation so far (`Session.retry()` replies to
+# the last user message). Each reply is recorded, in that session's `finally`, as an alternative of
+# the message (the `alternatives` table, schema v4 in chatcli/store.py); the first reply with text
+# also becomes the conversation's assistant turn, so the conversation goes on with it until `/keep`
+# picks another one (which then replaces it, and its model becomes the chat's model).
+
+
+@dataclass
+class Alternative:
+    position: int
+    provider: str | None
+    model: str | None
+    turn: Turn
+    kept: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+@dataclass
+class ChatCompare:
+    """The chat's compare state (`ReplState.compare`)."""
+
+    armed: tuple[str, ...] = ()  # the next message goes to these models
+    last: tuple[str, ...] = ()  # the models named last time (`/compare` alone)
+    replies: list[Alternative] = field(default_factory=list)  # of the last comparison
+    user: Turn | None = None  # the message they answer
+    kept_turn: Turn | None = None  # the conversation's assistant turn for it
+    noted: bool = True  # "continuing with ..." said already
+
+
+class _AltRecorder:
+    """A compare lane's `Recorder` in the chat: its reply goes to the alternatives table."""
+
+    def __init__(self, store: Store | None, user: Turn, position: int) -> None:
+        self._store = store
+        self._user = user
+        self._position = position
+
+    def record(self, turn: Turn) -> None:
+        if self._store is not None and self._user.id is not None:
+            save_alternative(self._store, self._user.id, self._position, turn)
+
+    def forget(self, turn: Turn) -> None:
+        pass  # a comparison's replies are all kept
+
+
+def save_alternative(store: Store, user_turn_id: int, position: int, turn: Turn, kept: bool | None = None) -> None:
+    def action(conn: Any) -> None:
+        conn.execute(
+            "INSERT INTO alternatives (turn_id, position, provider, model, content, finish_reason, finish_detail,"
+            " input_tokens, output_tokens, created, kept) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (turn_id, position) DO UPDATE SET provider = excluded.provider, model = excluded.model,"
+            " content = excluded.content, finish_reason = excluded.finish_reason,"
+            " finish_detail = excluded.finish_detail, input_tokens = excluded.input_tokens,"
+            " output_tokens = excluded.output_tokens",
+            (user_turn_id, position, turn.provider, turn.model, turn.content, turn.finish_reason,
+             turn.finish_detail, turn.input_tokens, turn.output_tokens, turn.created, 1 if kept else 0))
+
+    store._write(action)  # the store's own transaction and failure handling (warn once, go on)
+
+
+def mark_kept(store: Store, user_turn_id: int, position: int) -> None:
+    def action(conn: Any) -> None:
+        conn.execute("UPDATE alternatives SET kept = (position = ?) WHERE turn_id = ?", (position, user_turn_id))
+
+    store._write(action)
+
+
+def load_alternatives(store: Store, conv_id: str) -> dict[int, list[Alternative]]:
+    """A conversation's alternatives, by the id of the user message they answer."""
+    from chatcli.session import Turn
+
+    with store._reading() as conn:
+        rows = conn.execute(
+            "SELECT a.turn_id, a.position, a.provider, a.model, a.content, a.finish_reason, a.finish_detail,"
+            " a.input_tokens, a.output_tokens, a.created, a.kept FROM alternatives a"
+            " JOIN turns t ON t.id = a.turn_id WHERE t.conversation_id = ? ORDER BY a.turn_id, a.position",
+            (conv_id,)).fetchall()
+    out: dict[int, list[Alternative]] = {}
+    for (turn_id, position, provider, model, content, reason, detail, tin, tout, created, kept) in rows:
+        turn = Turn("assistant", content, provider=provider, model=model, finish_reason=reason,
+                    finish_detail=detail, input_tokens=tin, output_tokens=tout, created=created)
+        out.setdefault(int(turn_id), []).append(Alternative(int(position), provider, model, turn, bool(kept)))
+    return out
+
+
+def print_alternatives(alternatives: Sequence[Alternative], out: TextIO) -> None:
+    """`history show`: a message's alternatives, under the reply the conversation went on with."""
+    from chatcli.history import partial_mark, safe
+
+    print(f"  ⇄ {len(alternatives)} models answered this message (/compare):", file=out)
+    for alt in alternatives:
+        mark = " · kept" if alt.kept else ""
+        print(f"  ── [{alt.position}] {safe(alt.label)}{mark} ──", file=out)
+        text = safe(alt.turn.content) if alt.turn.content else "(no reply text)"
+        for line in text.splitlines() or [""]:
+            print(f"  {line}", file=out)
+        partial = partial_mark(alt.turn)
+        if partial:
+            print(f"  {partial}", file=out)
+
+
+def _state_of(state: ReplState) -> ChatCompare:
+    cc = getattr(state, "compare", None)
+    if not isinstance(cc, ChatCompare):
+        cc = ChatCompare()
+        state.compare = cc
+    return cc
+
+
+def compare_cmd(state: ReplState, args: str) -> Outcome:
+    """`/compare A B ...`: the next message goes to those models side by side; alone: the last
+    message again, to the models named last time."""
+    specs = tuple(args.split())
+    cc = _state_of(state)
+    if specs:
+        if len(specs) < 2:
+            raise UsageError("/compare needs two models or more: /compare MODEL MODEL ...")
+        if state.resolve_model is None:
+            raise UsageError("comparing models is not available here")
+        for spec in specs:
+            state.resolve_model(spec)  # an unknown name is said now, not after the message is typed
+        cc.armed = cc.last = specs
+        state.say(f"the next message goes to {', '.join(specs)}, side by side")
+        return None
+    if not cc.last:
+        raise UsageError("no models named yet: /compare MODEL MODEL ...")
+    if not any(t.role == "user" for t in state.session.turns):
+        raise UsageError("nothing to compare yet: /compare MODEL MODEL ..., then type the message")
+    run_in_chat(state, cc.last, repeat=True)
+    return None
+
+
+def chat_send(state: ReplState, text: str, parts: tuple[Part, ...] = ()) -> bool:
+    """Called by the chat before it sends a message: True when a comparison took it."""
+    cc = _state_of(state)
+    if cc.armed:
+        specs, cc.armed = cc.armed, ()
+        run_in_chat(state, specs, text=text, parts=parts)
+        return True
+    if not cc.noted and cc.kept_turn is not None:
+        cc.noted = True
+        kept = next((a for a in cc.replies if a.kept), None)
+        if kept is not None:
+            state.say(f"continuing with [{kept.position}] {kept.label}'s reply (/keep N picks another first)")
+        cc.replies, cc.user, cc.kept_turn = [], None, None
+    return False
+
+
+def run_in_chat(state: ReplState, specs: Sequence[str], *, text: str = "", parts: tuple[Part, ...] = (),
+                repeat: bool = False) -> None:
+    from chatcli.render import choose_mode
+    from chatcli.session import Session, Turn
+
+    main = state.session
+    if repeat:
+        index = max(i for i, t in enumerate(main.turns) if t.role == "user")
+        for turn in main.turns[index + 1:]:
+            if main.recorder is not None:
+                main.recorder.forget(turn)
+        del main.turns[index + 1:]
+        user = main.turns[index]
+    else:
+        user = Turn("user", text, parts=parts, provider=main.provider.name, model=main.model, system=main.system)
+        main.turns.append(user)
+        if main.recorder is not None:
+            main.recorder.record(user)
+    assert state.resolve_model is not None
+    store: Store | None = state.store  # type: ignore[assignment]
+    lanes = []
+    for i, spec in enumerate(specs):
+        provider, model = state.resolve_model(spec)
+        cfg = state.settings.providers.get(provider.name)
+        if cfg is None:
+            from chatcli.settings import ProviderConfig
+
+            cfg = ProviderConfig(name=provider.name, type="openai")
+        from chatcli.config import Resolved
+
+        session = Session(provider, model=model, system=main.system, max_tokens=main.max_tokens,
+                          temperature=main.temperature, retry=main.retry_policy,
+                          recorder=_AltRecorder(store, user, i + 1), trimmer=main.trimmer, turns=list(main.turns))
+        lane = Lane(i, Resolved(cfg, model), provider)
+        lane.session = session
+        lanes.append(lane)
+    out = cast("TextIO", state.terminals[0] if state.terminals else sys.stdout)
+    err = cast("TextIO", state.err)
+    labels = [lane.label for lane in lanes]
+    view: CompareView
+    if choose_mode(state.settings.render, out) == "markdown":
+        from chatcli.render.columns import ColumnsView
+
+        view = ColumnsView(out, err, labels=labels, show_reasoning=state.settings.show_reasoning)
+    else:
+        view = PlainCompare(labels, out, err, show_reasoning=state.settings.show_reasoning)
+    Runner(lanes, "", answer_last=True).run(view)
+    cc = _state_of(state)
+    cc.replies = []
+    for lane in lanes:
+        reply = lane.session.last_reply if lane.session is not None else None
+        if reply is not None and lane.session is not None and reply in lane.session.turns[len(main.turns):]:
+            cc.replies.append(Alternative(lane.index + 1, reply.provider, reply.model, reply))
+    cc.user = user
+    first = next((a for a in cc.replies if a.turn.content), None)
+    cc.kept_turn = None
+    if first is None:
+        state.say("no model replied with text; the message stays unanswered (/compare tries again)")
+        return
+    kept = _copy_reply(first.turn)
+    main.turns.append(kept)
+    if main.recorder is not None:
+        main.recorder.record(kept)
+    first.kept = True
+    if store is not None and user.id is not None:
+        mark_kept(store, user.id, first.position)
+    cc.kept_turn = kept
+    cc.noted = False
+    state.say(f"{len(cc.replies)} replies; the conversation continues with [{first.position}] {first.label} "
+              "— /keep N (or a model name) picks another")
+
+
+def _copy_reply(turn: Turn) -> Turn:
+    from dataclasses import replace
+
+    return replace(turn, id=None)
+
+
+def keep_cmd(state: ReplState, args: str) -> Outcome:
+    """`/keep N` or `/keep MODEL`: the reply of the last comparison the conversation goes on with."""
+    cc = _state_of(state)
+    if not cc.replies or cc.kept_turn is None:
+        raise UsageError("nothing to keep: /compare MODEL MODEL ... first")
+    main = state.session
+    if not main.turns or main.turns[-1] is not cc.kept_turn:
+        raise UsageError("the conversation has moved on since the comparison; /keep picks before the next message")
+    pick = args.strip()
+    if not pick:
+        raise UsageError("/keep N or /keep MODEL: " + ", ".join(f"[{a.position}] {a.label}" for a in cc.replies))
+    found = [a for a in cc.replies if pick in (str(a.position), a.label, a.model)]
+    if len(found) != 1:
+        raise UsageError(f"/keep: no single reply matches {pick!r} (" +
+                         ", ".join(f"[{a.position}] {a.label}" for a in cc.replies) + ")")
+    alt = found[0]
+    if not alt.turn.content:
+        raise UsageError(f"[{alt.position}] {alt.label} has no reply text to keep")
+    kept = cc.kept_turn
+    for name in ("content", "provider", "model", "finish_reason", "finish_raw", "finish_detail", "reasoning",
+                 "input_tokens", "output_tokens", "ttft", "duration", "parts"):
+        setattr(kept, name, getattr(alt.turn, name))
+    if main.recorder is not None:
+        main.recorder.record(kept)  # the same stored turn, now with the kept reply
+    for a in cc.replies:
+        a.kept = a is alt
+    store: Store | None = state.store  # type: ignore[assignment]
+    if store is not None and cc.user is not None and cc.user.id is not None:
+        mark_kept(store, cc.user.id, alt.position)
+    if state.resolve_model is not None and alt.provider and alt.model:
+        provider, model = state.resolve_model(alt.label)
+        main.set_model(provider, model)
+    cc.noted = True
+    state.say(f"keeping [{alt.position}] {alt.label}: the conversation continues with it (model: {alt.label})")
+    return None
+
+
+def keep_choices(state: ReplState) -> list[tuple[str, str]]:
+    """Tab completion for /keep: (what to insert, what it is)."""
+    cc = getattr(state, "compare", None)
+    if not isinstance(cc, ChatCompare):
+        return []
+    out = []
+    for a in cc.replies:
+        out.append((str(a.position), a.label))
+        out.append((a.label, f"reply {a.position}"))
+    return out
