@@ -66,3 +66,47 @@ def test_stacked_panels_in_a_100_column_terminal(servers: tuple[SSEServer, SSESe
     lines = pty.transcript.split(b"\n")
     top_a = next(i for i, line in enumerate(lines) if b"openai:ma" in line)
     assert b"anthropic:mb" not in lines[top_a]
+
+
+def test_chat_compare_keep_then_a_resumed_conversation_goes_on_with_the_kept_reply(
+        servers: tuple[SSEServer, SSEServer], tmp_path: Path) -> None:
+    import json
+
+    from tests.e2e.helpers import run_chatcli
+
+    a, b = servers
+    a.add(Reply.sse(openai_chunks(["reply from A"], usage=(3, 3))))
+    b.add(Reply.sse(anthropic_events(["reply from B"])),
+          Reply.sse(anthropic_events(["B again, resumed"])))
+    env = _env(tmp_path, a, b)
+    pty = Pty(["-m", "openai:ma"], env, rows=40, cols=160)
+    prompt = b"\x1b[?2004h"
+    try:
+        pty.expect(prompt)
+        pty.send("/compare openai:ma anthropic:mb\r")
+        pty.expect("side by side")
+        pty.expect(prompt)
+        pty.send("pick one\r")
+        pty.expect("/keep N")
+        pty.expect(prompt)
+        pty.send("/keep anthropic:mb\r")
+        pty.expect("keeping [2] anthropic:mb")
+        pty.expect(prompt)
+        pty.send("\x04")
+        code = pty.finish()
+    finally:
+        pty.kill()
+    assert code == 0, pty.transcript[-2000:]
+    assert b"Traceback" not in pty.transcript
+    assert_terminal_sane(pty.transcript)
+    turns = [(t["role"], t["content"], t["provider"]) for t in stored_turns(tmp_path)]
+    assert turns == [("user", "pick one", "openai"), ("assistant", "reply from B", "anthropic")]
+    conv = str(stored_turns(tmp_path)[0]["conversation_id"])
+    # `chatcli ask -c`: the conversation goes on with the kept reply, and its model.
+    result = run_chatcli(["ask", "--json", "-c", "and now?"], env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["conversation_id"] == conv
+    sent = b.requests[-1].json
+    assert sent is not None and [(m["role"], m["content"]) for m in sent["messages"]][:2] == [
+        ("user", "pick one"), ("assistant", "reply from B")]
+    assert len(a.requests) == 1
