@@ -230,3 +230,15 @@ def test_a_second_local_model_waits_and_says_so() -> None:
     first_text = next(k for k, (i, e) in enumerate(events) if i == waiter and getattr(e, "text", "").endswith("local"))
     assert other_end < first_text
     assert lanes[0].text == "first local" and lanes[1].text == "second local"
+
+
+def test_a_retry_before_the_first_token_is_visible_and_the_other_model_goes_on(servers: Any) -> None:
+    a, b, _ = servers
+    b.add(Reply.error(529, "overloaded", type="overloaded_error", dialect="anthropic",
+                      headers=(("retry-after", "1"),)),
+          Reply.sse(anthropic_events(["after a retry"])))
+    a.add(slow(["no wait"], 0.0))
+    result = run(["ask", "-m", "openai:ma", "-m", "anthropic:mb", "q"], env_for(a, b))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "## openai:ma\n\nno wait\n\n## anthropic:mb\n\nafter a retry\n"
+    assert "retrying" in result.stderr and len(b.requests) == 2 and len(a.requests) == 1
