@@ -138,7 +138,7 @@ def test_resize_160_to_90_mid_stream_loses_and_duplicates_nothing() -> None:
     calls = itertools.count()
 
     def size() -> tuple[int, int]:
-        if next(calls) == 120:
+        if next(calls) == 400:
             width[0] = 90
         return width[0], 40
 

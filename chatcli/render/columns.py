@@ -37,7 +37,7 @@ from rich.style import Style
 from rich.text import Text
 
 from chatcli.events import Finish, Notice, ReasoningDelta, Retrying, SessionEvent, TextDelta, Usage
-from chatcli.render.blocks import RowRenderer, TailBlocks
+from chatcli.render.blocks import _COLOR_SYSTEMS, RowRenderer, TailBlocks
 from chatcli.render.footer import describe_finish, format_stats, retry_line
 from chatcli.render.painter import BSU, ED, EL, ESU, HIDE_CURSOR, NL, RESET, SHOW_CURSOR, RowPainter, _up
 from chatcli.render.panel import MIN_CONTENT_WIDTH, border_row
@@ -125,6 +125,7 @@ class _Panel:
         self.engine: TailBlocks | None = None
         self.renderer: RowRenderer | None = None
         self.held: list[tuple[str, str]] = []  # committed rows not yet in scrollback (ansi, plain)
+        self.top: tuple[str, str] | None = None  # its label row (the top border), while held
         self.live: tuple[list[str], list[str]] = ([], [])
         self.status: str | None = None
         self.notes: list[str] = []
@@ -286,7 +287,14 @@ class ColumnsView:
         side, width = layout(cols, len(self._panels))
         if again:
             for p in self._panels:
+                labelled = bool(p.held) and p.held[0] is p.top
                 p.held = [r for a, pl in p.held for r in _fit(a, pl, width)]
+                if labelled:
+                    p.top = p.held[0]
+                elif p.started and not p.finished:
+                    # Its label is in scrollback at the old layout: say whose rows these are.
+                    p.top = self._border_at(width, "╭", f"{p.label} (continued)", "╮")
+                    p.held.insert(0, p.top)
         self._side, self._width = side, width
         n = len(self._panels) if side else 1
         self._painter.starts = [1 + j * (width + 1) for j in range(n)]
@@ -300,10 +308,11 @@ class ColumnsView:
             p.dirty = True
 
     def _border(self, p: _Panel, left: str, label: str, right: str) -> tuple[str, str]:
-        assert p.renderer is not None
-        cs = p.renderer.cs
-        return border_row(left, label, right, self._width, _DIM, cs), border_row(left, label, right, self._width,
-                                                                                  _DIM, None)
+        return self._border_at(self._width, left, label, right)
+
+    def _border_at(self, width: int, left: str, label: str, right: str) -> tuple[str, str]:
+        cs = _COLOR_SYSTEMS.get(self._cs or "")
+        return border_row(left, label, right, width, _DIM, cs), border_row(left, label, right, width, _DIM, None)
 
     # -- one frame --------------------------------------------------------------------------------
 
@@ -342,7 +351,8 @@ class ColumnsView:
         assert engine is not None and p.renderer is not None
         if not p.started:
             p.started = True
-            p.held.append(self._border(p, "╭", p.label, "╮"))
+            p.top = self._border(p, "╭", p.label, "╮")
+            p.held.append(p.top)
         text = "".join(p.pending)
         p.pending.clear()
         done = p.finish is not None or final
