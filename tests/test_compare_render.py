@@ -149,6 +149,7 @@ def test_resize_160_to_90_mid_stream_loses_and_duplicates_nothing() -> None:
     lines = transcript(out.getvalue(), 170)  # wider than both: the emulator never re-wraps
     assert _words(lines, "a") == [f"a{n}" for n in range(320)]
     assert _words(lines, "b") == [f"b{n}" for n in range(270)]
+    assert any("anthropic:b (continued)" in line for line in lines)  # whose rows these are, after the switch
 
 
 def test_frames_are_single_synchronized_writes() -> None:
@@ -231,3 +232,19 @@ def test_three_models_error_after_text_and_401_show_in_their_own_panels() -> Non
     cut = column(lines, 2, 65)
     assert cut[1:-1] == one_shot_body("Half a reply", 65) and cut[-1].startswith("╰─ error")
     assert "openai:mc" in err.getvalue()  # the partial's warning, below the panels
+
+
+def test_hostile_text_labels_and_errors_are_neutralised() -> None:
+    out = io.StringIO()
+    view = view_for(out, ["evil\x1b]52;c;aGk=\x07:m", "b:2"], lambda: (160, 40))
+    view.feed(0, TextDelta("clear \x1b[2J title \x1b]0;pwned\x07 bell \x07 done\n"))
+    view.fail(1, "server says \x1b[31mred\x1b[0m and \x9b2J")
+    view.feed(0, Finish("stop"))
+    view.end(0)
+    view.end(1)
+    view.close()
+    data = out.getvalue()
+    assert "\x1b]52" not in data and "\x1b]0;" not in data and "\x1b[2J" not in data and "\x9b" not in data
+    assert "\x07" not in data and "\x1b[31m" not in data
+    lines = transcript(data, 160)
+    assert "clear" in lines[1] and "done" in lines[1]
