@@ -288,7 +288,8 @@ class ColumnsView:
         if again:
             for p in self._panels:
                 labelled = bool(p.held) and p.held[0] is p.top
-                p.held = [r for a, pl in p.held for r in _fit(a, pl, width)]
+                right = p.renderer.right if p.renderer is not None else ""
+                p.held = [r for a, pl in p.held for r in _fit(a, pl, width, right)]
                 if labelled:
                     p.top = p.held[0]
                 elif p.started and not p.finished:
@@ -473,12 +474,14 @@ class ColumnsView:
             pass
 
 
-def _fit(ansi: str, plain: str, width: int) -> list[tuple[str, str]]:
-    """A held row at a new panel width: padded when narrower, re-wrapped (as plain text) when wider,
-    so no character is lost."""
+def _fit(ansi: str, plain: str, width: int, right: str = "") -> list[tuple[str, str]]:
+    """A held row at a new panel width: padded when narrower (inside its right border, `right`,
+    when it has one), re-wrapped (as plain text) when wider, so no character is lost."""
     w = cell_len(plain)
     if w <= width:
         pad = " " * (width - w)
+        if right and ansi.endswith(right) and plain.endswith(" │"):
+            return [(ansi[:-len(right)] + pad + right, plain[:-2] + pad + " │")]
         return [(ansi + RESET + pad, plain + pad)]
     out: list[tuple[str, str]] = []
     rest = plain
