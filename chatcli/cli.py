@@ -237,7 +237,7 @@ def _make_app(shared: "Shared", env: "Environment | None" = None) -> "App":
     env = env or _environment()
     loaded = config.load(env.environ, env.cwd, shared.overrides())
     _state.debug = _state.debug or loaded.settings.debug
-    model_flag = shared.model
+    model_flag = shared.last_model
     role = loaded.settings.roles.get(loaded.settings.role or "")
     if model_flag is None and role is not None:
         model_flag = role.model  # the role's model beats a resumed conversation's own, as -m does
@@ -269,8 +269,8 @@ def _text_arg(what: str, value: str) -> str:
 def _text_args(shared: "Shared") -> None:
     if shared.system is not None:
         shared.system = _text_arg("the --system prompt", shared.system)
-    if shared.model is not None:
-        shared.model = _text_arg("the --model name", shared.model)
+    if shared.model:
+        shared.model = tuple(_text_arg("the --model name", m) for m in shared.model)
 
 
 def _check_resume_flags(shared: "Shared") -> None:
@@ -315,7 +315,7 @@ def _build_app() -> "typer.Typer":
         return typer.Option(*flags, metavar=opt.metavar, help=opt.help, min=limit(opt.min), max=limit(opt.max),
                             **extra)
 
-    model_opt = Annotated[str | None, option("model")]
+    model_opt = Annotated[list[str] | None, option("model", show_default=False)]
     system_opt = Annotated[str | None, option("system")]
     max_tokens_opt = Annotated[int | None, option("max_tokens")]
     temperature_opt = Annotated[float | None, option("temperature")]
@@ -347,7 +347,7 @@ def _build_app() -> "typer.Typer":
              plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
              tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
              attach: attach_opt = None, role: role_opt = None, version: version_opt = False) -> None:
-        shared = Shared(model=model, system=system, max_tokens=max_tokens, temperature=temperature,
+        shared = Shared(model=model or (), system=system, max_tokens=max_tokens, temperature=temperature,
                         continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
                         debug=debug, tools=tools or (), no_tools=no_tools, allow_tool=allow_tool or (),
                         attach=attach or (), role=role)
@@ -371,7 +371,7 @@ def _build_app() -> "typer.Typer":
             plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
             tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
             attach: attach_opt = None, role: role_opt = None) -> None:
-        shared = Shared(model=model, system=system, max_tokens=max_tokens, temperature=temperature,
+        shared = Shared(model=model or (), system=system, max_tokens=max_tokens, temperature=temperature,
                         continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
                         debug=debug, tools=tools or (), no_tools=no_tools,
                         allow_tool=allow_tool or (), attach=attach or (), role=role).over(ctx.obj or Shared())
@@ -645,6 +645,11 @@ def _ask(ask: "Ask") -> int:
     _text_args(ask.shared)
     ask.prompt = [_text_arg("the prompt argument", word) for word in ask.prompt]
     app = _make_app(ask.shared)
+    if len(ask.shared.model) > 1:  # `ask -m A -m B`: every model at once (chatcli/compare.py)
+        from chatcli import compare
+
+        return compare.run(app, ask.shared.model, ask.prompt, as_json=ask.as_json, resume=ask.shared.resume,
+                           continue_=ask.shared.continue_, attach=ask.shared.attach)
     from chatcli import oneshot
 
     return oneshot.run(app, ask.prompt, as_json=ask.as_json, resume=ask.shared.resume,
