@@ -37,16 +37,20 @@ if TYPE_CHECKING:
 class Opt:
     """One option. `kind`: "str", "int", "float", "path" (a file, never a directory), "flag"
     (sets True), "switch" (an on/off pair: `flags` set True, `off_flags` set False), or "list"
-    (a string option that may be given again; its values are kept in order).
+    (a string option that may be given again; its values are kept in order). `extend`, for a
+    list: given both before and after `ask`, the values add up (`-T`, `-a`); False: the later
+    ones replace the earlier (`-m`: `chatcli -m a ask -m b` asks b alone, as when it was a str).
 
     Plain classes here and below, not dataclasses: this module runs first on the fast paths, and
     a dataclass costs ~0.5-1 ms to create (its methods are generated and compiled at import)."""
 
-    __slots__ = ("dest", "flags", "help", "kind", "max", "metavar", "min", "off_flags")
+    __slots__ = ("dest", "extend", "flags", "help", "kind", "max", "metavar", "min", "off_flags")
 
     def __init__(self, dest: str, flags: tuple[str, ...], kind: str, help: str, *, metavar: str | None = None,
-                 min: float | None = None, max: float | None = None, off_flags: tuple[str, ...] = ()) -> None:
+                 min: float | None = None, max: float | None = None, off_flags: tuple[str, ...] = (),
+                 extend: bool = True) -> None:
         self.dest = dest
+        self.extend = extend
         self.flags = flags
         self.kind = kind
         self.help = help
@@ -67,8 +71,8 @@ class Opt:
 
 #: The options of both `chatcli` and `chatcli ask` (given before `ask`, they apply to it too).
 OPTIONS: tuple[Opt, ...] = (
-    Opt("model", ("-m", "--model"), "str", "provider:model, a bare provider (its default) or an alias.",
-        metavar="SPEC"),
+    Opt("model", ("-m", "--model"), "list", "provider:model, a bare provider (its default) or an alias. "
+        "Given more than once (ask): every model answers, side by side.", metavar="SPEC", extend=False),
     Opt("system", ("-s", "--system"), "str", "System prompt.", metavar="TEXT"),
     Opt("max_tokens", ("--max-tokens",), "int", "Longest reply, in tokens.", metavar="N", min=1),
     Opt("temperature", ("-t", "--temperature"), "float", "Sampling temperature (0-2).", metavar="X",
@@ -105,7 +109,7 @@ class Shared:
 
     Built from the table, so a new shared option needs no edit here."""
 
-    model: str | None
+    model: tuple[str, ...]  # every -m in order; `last_model` for the paths that take one
     system: str | None
     max_tokens: int | None
     temperature: float | None
@@ -136,17 +140,23 @@ class Shared:
             if opt.kind == "flag":
                 merged[opt.dest] = mine or theirs
             elif opt.kind == "list":
-                merged[opt.dest] = (*theirs, *mine)
+                merged[opt.dest] = (*theirs, *mine) if opt.extend else (mine or theirs)
             else:
                 merged[opt.dest] = mine if mine is not None else theirs
         return Shared(**merged)
+
+    @property
+    def last_model(self) -> str | None:
+        """The model of the single-model paths (the chat, one `ask`): the last -m, as Click's
+        last-one-wins reading of a str option gave."""
+        return self.model[-1] if self.model else None
 
     def overrides(self) -> Overrides:
         from chatcli.config import Overrides
 
         render: RenderMode | None = None if self.plain is None else ("plain" if self.plain else "markdown")
         tools = tuple(n.strip() for v in self.tools for n in v.split(",") if n.strip()) if self.tools else None
-        return Overrides(model=self.model, system=self.system, max_tokens=self.max_tokens,
+        return Overrides(model=self.last_model, system=self.system, max_tokens=self.max_tokens,
                          temperature=self.temperature, no_save=self.no_save, render=render,
                          config=self.config, debug=self.debug, tools=tools, no_tools=self.no_tools,
                          allow_tools=self.allow_tool, role=self.role)

@@ -97,7 +97,7 @@ if TYPE_CHECKING:
     from chatcli.attachments import Attachment
     from chatcli.commands import ConversationStore, ModelResolver, ReplState
     from chatcli.env import Environment
-    from chatcli.events import SessionEvent
+    from chatcli.events import Part, SessionEvent
     from chatcli.providers.base import Provider
     from chatcli.render.base import ReplyView
     from chatcli.session import Session
@@ -300,7 +300,22 @@ class Repl:
         except ChatCLIError as exc:
             self.state.say(sanitize(redact(exc.message)))
             return
+        if self.state.compare is not None and self._compared(text, parts):
+            return
         self.stream(self.state.session.send(text, parts=parts))
+
+    def _compared(self, text: str, parts: tuple[Part, ...]) -> bool:
+        """After /compare: the message goes to every model named (chatcli/compare.py)."""
+        from chatcli.compare import chat_send
+
+        try:
+            self.open_store()
+            self.warmer.settle()
+            gcpause.resume()
+            return chat_send(self.state, text, parts)
+        except ChatCLIError as exc:
+            self.state.say("error: " + sanitize(redact(exc.message)))
+            return True
 
     def stream(self, events: Generator[SessionEvent, None, None]) -> None:
         """Show one reply. Every failure ends here as one line on stderr; the loop goes on."""
@@ -796,6 +811,12 @@ class SlashCompleter(Completer):
                     yield Completion(ident, start_position=-len(arg), display_meta=sanitize(title))
         elif head in ("/export", "/attach"):
             yield from self._paths.get_completions(Document(arg, len(arg)), complete_event)
+        elif head == "/keep":
+            from chatcli.compare import keep_choices
+
+            for value, meta in keep_choices(state):
+                if value.startswith(arg):
+                    yield Completion(value, start_position=-len(arg), display_meta=sanitize(meta))
         elif head == "/role":
             for name in sorted(state.settings.roles):
                 if name.startswith(arg):
