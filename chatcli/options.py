@@ -2,7 +2,7 @@
 command lines people type most.
 
 `OPTIONS` is the one table of names, value kinds, ranges and help. Typer builds its parser from
-it (`cli._build_app`), and `parse_fast` reads the two common command lines with it:
+it (chatcli/cli/typer_app.py), and `parse_fast` reads the two common command lines with it:
 
     chatcli [OPTIONS]                    the chat, with flags
     chatcli [OPTIONS] ask [OPTIONS] [PROMPT]...
