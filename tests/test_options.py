@@ -1,4 +1,4 @@
-"""The Typer-free reader of `chatcli [OPTIONS]` / `chatcli ask ...` (chatcli/options.py) against Typer.
+"""The Typer-free reader of `chatcli [OPTIONS]` / `chatcli ask ...` (chatcli/cli/fast.py) against Typer.
 
 Two readers of one command line must never disagree. These tests hold `parse_fast` to that: the
 option table is the one Typer built, and over a corpus of command lines (hand-picked edge cases
@@ -17,7 +17,8 @@ import typer.main
 
 from chatcli import cli
 from chatcli.cli import chat, typer_app
-from chatcli.options import JSON, OPTIONS, Ask, Opt, Shared, parse_fast
+from chatcli.cli.fast import parse_fast
+from chatcli.cli.options import JSON, OPTIONS, Ask, Opt, Shared
 
 
 def typer_reading(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, Any]:

@@ -16,7 +16,7 @@ The rooms: `report.py` writes what the user sees, `wiring.py` builds the app fro
 
 Start-up cost: nothing heavy at import time. `--version` is answered in `main()` before Typer is
 imported at all. `chatcli`, `chatcli -m X` and `chatcli ask ...` are read without Typer
-(chatcli/options.py), with the garbage collector paused until the slow start-up work is done
+(chatcli/cli/fast.py), with the garbage collector paused until the slow start-up work is done
 (chatcli/gcpause.py); only the remaining command lines import `typer_app`.
 """
 
@@ -79,9 +79,10 @@ def run(args: "list[str]", *, fast_path: bool = True) -> int:
     try:
         # The command lines people type most -- `chatcli`, `chatcli -m X`, `chatcli ask ...` --
         # skip Typer, whose import and per-option pydantic adapters cost ~60-110 ms before the
-        # prompt or the request (measured; see chatcli/options.py for why the two readers
+        # prompt or the request (measured; see chatcli/cli/options.py for why the two readers
         # cannot disagree). Anything else, help and mistakes included, goes to Typer.
-        from chatcli.options import Ask, Shared, parse_fast
+        from chatcli.cli.fast import parse_fast
+        from chatcli.cli.options import Ask, Shared
 
         fast = Shared() if not args else parse_fast(args) if fast_path else None
         if fast is not None:

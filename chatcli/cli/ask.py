@@ -6,7 +6,7 @@ from chatcli.cli.report import state
 from chatcli.cli.wiring import check_resume_flags, make_app, text_arg, text_args
 
 if TYPE_CHECKING:
-    from chatcli.options import Ask
+    from chatcli.cli.options import Ask
 
 
 def run_ask(ask: "Ask") -> int:

@@ -9,8 +9,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from chatcli.app import App
+    from chatcli.cli.options import Shared
     from chatcli.config import Resolved
-    from chatcli.options import Shared
     from chatcli.providers.base import Provider
     from chatcli.render.base import ReplyView
     from chatcli.session import Session

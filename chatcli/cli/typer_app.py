@@ -1,8 +1,8 @@
-"""The Typer app: every command line the fast reader (chatcli/options.py) does not take --
+"""The Typer app: every command line the fast reader (chatcli/cli/fast.py) does not take --
 help, `history`, `config`, `models`, `roles`, `tools`, and mistakes. Imported only on that slow
 path: Typer (+ its vendored click, shellingham) costs ~70 ms, more than the `--version` budget.
 
-Options come from the one table, `chatcli.options.OPTIONS`; Typer runs with
+Options come from the one table, `chatcli.cli.options.OPTIONS`; Typer runs with
 `rich_markup_mode=None` so `--help` is Click's plain formatter and never imports rich."""
 
 from collections.abc import Callable
@@ -14,9 +14,9 @@ import typer
 from chatcli import __version__
 from chatcli.cli.ask import run_ask
 from chatcli.cli.chat import run_chat
+from chatcli.cli.options import BY_DEST, Ask, Opt, Shared
 from chatcli.cli.report import PipeClosed, info, out, state
 from chatcli.cli.wiring import environment, make_app
-from chatcli.options import BY_DEST, Ask, Opt, Shared
 
 #: Help for the positional arguments the history commands share (keyed by metavar).
 _ARGUMENT_HELP = {
@@ -38,7 +38,7 @@ class _Command(typer.core.TyperCommand):
     """A command whose help reads like a man page. Typer 0.29's plain help prints the usage as
     `{ID}` and `[[PROMPT]...]...` and each argument with its Python type (`ID <str>`,
     `[PROMPT]... <list[str]>`); Click's own forms are `ID` and `[PROMPT]...`, and an argument's
-    line is its help text. Options are Typer's (they carry metavars and help: chatcli/options.py)."""
+    line is its help text. Options are Typer's (they carry metavars and help: chatcli/cli/options.py)."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -113,7 +113,7 @@ def option(dest: str, **extra: "Any") -> "Any":
         return int(value) if value is not None and opt.kind == "int" else value
 
     if opt.kind == "path":
-        extra["dir_okay"] = False  # a file: options.py refuses a directory the same way
+        extra["dir_okay"] = False  # a file: cli/fast.py refuses a directory the same way
     return typer.Option(*flags, metavar=opt.metavar, help=opt.help, min=limit(opt.min), max=limit(opt.max),
                         **extra)
 

@@ -7,8 +7,8 @@ from chatcli.cli.report import state
 
 if TYPE_CHECKING:
     from chatcli.app import App
+    from chatcli.cli.options import Shared
     from chatcli.env import Environment
-    from chatcli.options import Shared
 
 
 def environment() -> "Environment":
