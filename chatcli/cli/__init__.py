@@ -134,9 +134,9 @@ def run(args: "list[str]", *, fast_path: bool = True) -> int:
         return int(ExitCode.FAILED)
     except BaseException as exc:
         # SIGTERM/SIGHUP while a reply streams (handlers installed by cli/wiring.py): the reply in
-        # flight was saved on the way up; exit 128 + signal. chatcli.signals is imported only if
+        # flight was saved on the way up; exit 128 + signal. chatcli.cli.signals is imported only if
         # it was installed, so `--help` does not pay for it (it pulls in threading).
-        terminated = sys.modules.get("chatcli.signals")
+        terminated = sys.modules.get("chatcli.cli.signals")
         if terminated is not None and isinstance(exc, terminated.Terminated):
             return int(exc.exit_code)
         raise

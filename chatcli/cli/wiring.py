@@ -31,7 +31,7 @@ def make_app(shared: "Shared", env: "Environment | None" = None) -> "App":
     app = App(env=env, loaded=loaded, model_flag=model_flag)
     state.secrets = app.secrets()
     if state.restore_signals is None:
-        from chatcli.signals import install_termination_handlers
+        from chatcli.cli.signals import install_termination_handlers
 
         state.restore_signals = install_termination_handlers()
     return app
