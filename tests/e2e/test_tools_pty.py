@@ -131,10 +131,10 @@ def test_ctrl_c_during_a_call_cancels_it_and_returns_to_the_prompt(server: SSESe
     pty.send("run the slow one\r")
     pty.expect("[A] always (saved)")
     pty.send("y")
-    pty.expect("run once")
-    time.sleep(1.0)  # the call is running (slow(30) on the scripted server)
+    pty.expect("(Ctrl-C cancels)")  # the spinner: the call is running (slow(30) on the scripted server)
     pty.sigint()
     pty.expect(PROMPT, timeout=10)
+    assert "↳ interrupted".encode() in pty.transcript  # the spinner's line says what became of the call
     assert len(server.requests) == 1  # back at the prompt: no request with a made-up result
     pty.send("go on\r")
     pty.expect("after the interruption")
@@ -146,6 +146,25 @@ def test_ctrl_c_during_a_call_cancels_it_and_returns_to_the_prompt(server: SSESe
     assert_terminal_sane(pty.transcript)
     db = sqlite3.connect(f"file:{tmp_path / 'data' / 'history.db'}?mode=ro", uri=True)
     assert [r[0] for r in db.execute("SELECT role FROM turns ORDER BY id")][:3] == ["user", "assistant", "tool"]
+
+
+def test_a_running_call_shows_a_spinner_with_its_time_then_the_result(server: SSEServer, tmp_path: Path) -> None:
+    server.add(calls("lab__slow", '{"seconds": 1.5}'), answer("slept well"))
+    pty = chat(server, tmp_path)
+    pty.send("sleep a bit\r")
+    pty.expect("[A] always (saved)")
+    pty.send("y")
+    pty.expect("lab.slow · ")
+    pty.expect(" s  (Ctrl-C cancels)")
+    pty.expect("↳ ok")
+    pty.expect("slept well")
+    pty.expect(PROMPT)
+    spun = pty.transcript[pty.transcript.index(b"run once"):pty.transcript.index("↳ ok".encode())]
+    assert spun.count(b"\r\x1b[2K") >= 2  # redrawn in place, then cleared for the result line
+    assert "⠋".encode() in spun
+    pty.send("\x04")
+    assert pty.finish() == 0
+    assert_terminal_sane(pty.transcript)
 
 
 def test_a_hostile_result_and_hostile_arguments_reach_the_terminal_inert(server: SSEServer, tmp_path: Path) -> None:
