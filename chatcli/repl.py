@@ -155,7 +155,8 @@ def run_repl(
         if input is None or output is None:
             terminal = _terminal(env)
             if terminal is None:
-                return _no_terminal(_built(session), settings, env, open_view, first_message, open_store)
+                return _no_terminal(_built(session), settings, env, open_view, first_message, open_store,
+                                    pending)
             opened, default_input, default_output = terminal
             input = input or default_input
             output = output or default_output
@@ -647,12 +648,14 @@ def _terminal(env: Environment) -> tuple[list[IO[str]], Input, Output] | None:
 
 
 def _no_terminal(session: Session, settings: Settings, env: Environment, open_view: ViewFactory,
-                 first_message: str | None, open_store: StoreOpener | None) -> int:
+                 first_message: str | None, open_store: StoreOpener | None,
+                 pending: Sequence[Attachment] = ()) -> int:
     """No terminal to prompt on (cron, CI, `ssh host chatcli < file`): answer what was piped, stop."""
     if first_message is not None and first_message.strip():
         from chatcli.commands import ReplState
 
-        repl_state = ReplState(session=session, settings=settings, err=env.stderr)
+        # `echo q | chatcli -a shot.png`: the attachments go with the piped message here too.
+        repl_state = ReplState(session=session, settings=settings, err=env.stderr, pending=list(pending))
         repl = _HeadlessRepl(repl_state, open_view, open_store)
         repl.send(first_message)
         env.warn("no terminal for the interactive chat; `chatcli ask` is the one-shot form")

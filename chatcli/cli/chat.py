@@ -20,8 +20,6 @@ def run_chat(shared: "Shared") -> int:
     check_resume_flags(shared)
     text_args(shared)
     app = make_app(shared)
-    from chatcli import stdin
-
     conversation = app.load_conversation(resume=shared.resume, continue_=shared.continue_)
     resolved = app.resolve_for(conversation)
     # `cat notes.md | chatcli`: the piped text is the first message. An idle pipe is not an error
@@ -31,8 +29,9 @@ def run_chat(shared: "Shared") -> int:
         from chatcli.oneshot import load_attachments
 
         pending = load_attachments(app, shared.attach, resolved)
-    first = None if "-" in shared.attach else stdin.read_piped(app.env, app.settings.stdin_timeout,
-                                                                have_argument=True)
+    from chatcli.chat_attach import piped_for_chat  # an image or a PDF piped in joins `pending`
+
+    first = None if "-" in shared.attach else piped_for_chat(app, resolved, pending)
     if first is not None and not first.strip():
         first = None
     # A new conversation's history store is opened by the REPL once the prompt is up: SQLite and
