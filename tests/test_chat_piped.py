@@ -85,3 +85,49 @@ def test_in_a_terminal_the_piped_image_goes_with_the_first_typed_message(tmp_pat
         body = server.requests[0].json
     assert body is not None and pexpect is not None
     assert body["messages"][-1]["content"] == [{"type": "text", "text": "what is wrong here?"}, image_url(PNG)]
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+def test_attach_and_role_in_the_chat_against_both_dialects(tmp_path: Path, dialect: str) -> None:
+    # `chatcli --role NAME`, `/attach PATH` in a pseudo-terminal, the real SDK on the loopback server.
+    pytest.importorskip("pexpect")
+    from tests.e2e.test_repl_pty import PROMPT, chat_env, finish, run_in_pty
+    from tests.sse_server import anthropic_events
+
+    (tmp_path / "shot.gif").write_bytes(media.gif())
+    config = tmp_path / "config.toml"
+    config.write_text('[roles.reviewer]\nsystem = "You review images."\ntemperature = 0.3\n')
+    config.chmod(0o600)
+    with SSEServer() as server:
+        env = chat_env(server, tmp_path)
+        if dialect == "openai":
+            server.add(Reply.sse(openai_chunks(["A tiny gif."], usage=(5, 2))))
+            model = "openai:gpt-test"
+        else:
+            server.add(Reply.sse(anthropic_events(["A tiny gif."])))
+            env.update(ANTHROPIC_BASE_URL=server.anthropic_url, ANTHROPIC_API_KEY=KEY)
+            model = "anthropic:claude-test"
+        assert CHATCLI is not None
+        child = run_in_pty(CHATCLI, ["--config", str(config), "--role", "reviewer", "-m", model], env)
+        child.expect_exact(PROMPT)
+        child.send(f"/attach {tmp_path / 'shot.gif'}\r")
+        child.expect_exact("goes with the next message")
+        child.expect_exact(PROMPT)
+        child.send("what is it?\r")
+        child.expect_exact("A tiny gif.")
+        child.expect_exact(PROMPT)
+        child.send("\x04")
+        assert finish(child) == 0
+        body = server.requests[0].json
+    assert body is not None and body["temperature"] == 0.3
+    data = base64.b64encode(media.gif()).decode()
+    if dialect == "openai":
+        assert body["messages"][0] == {"role": "system", "content": "You review images."}
+        assert body["messages"][-1]["content"] == [{"type": "text", "text": "what is it?"},
+                                                   image_url(media.gif(), "image/gif")]
+    else:
+        system = body["system"]
+        assert system == "You review images." or system[0]["text"] == "You review images."
+        assert body["messages"][-1]["content"] == [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": data}},
+            {"type": "text", "text": "what is it?"}]
