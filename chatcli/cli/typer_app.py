@@ -159,7 +159,10 @@ def root(ctx: typer.Context, model: model_opt = None, system: system_opt = None,
         raise typer.Exit(run_chat(shared))
 
 @app.command(help="One reply, then exit. Piped stdin is read too: alone it is the prompt; with a "
-                  "PROMPT it follows it in a fenced block.")
+                  "PROMPT it follows it in a fenced block; an image or a PDF is an attachment.",
+             epilog="Exit 3: a partial reply -- cut at the token limit, filtered, the connection lost, or "
+                    "finish reason tool_calls: the reply stopped with tool calls that did not run "
+                    "(declined, not allowed without a terminal, no tools enabled, or max_tool_rounds).")
 @_pipe_safe
 def ask(ctx: typer.Context,
         prompt: Annotated[list[str] | None, typer.Argument(
