@@ -218,3 +218,25 @@ def test_slash_tools_lists_servers_and_turns_one_off(server: SSEServer, tmp_path
     pty.send("\x04")
     assert pty.finish() == 0
     assert_terminal_sane(pty.transcript)
+
+
+@pytest.mark.parametrize(("key", "status"), [("y", "ok"), ("n", "declined")])
+def test_ask_on_a_terminal_asks_then_answers(server: SSEServer, tmp_path: Path, key: str, status: str) -> None:
+    # `chatcli ask` on a terminal: the question reads its key from the terminal; approved, the
+    # result goes into the next request; declined, the model is told and still answers.
+    server.add(calls("time__get_current_time", '{"timezone": "Asia/Tokyo"}'), answer("It is evening in Tokyo."))
+    pty = Pty(["ask", "-m", "openai:gpt-test", "--config", config(tmp_path), "--json", "what time is it in Tokyo?"],
+              env_for(server, tmp_path))
+    pty.expect("[A] always (saved)")
+    assert len(server.requests) == 1
+    pty.send(key)
+    pty.expect('"finish_reason"')
+    assert pty.finish() == 0
+    (result,) = tool_results(server, 1)
+    if status == "ok":
+        assert "Asia/Tokyo" in str(result["content"])
+    else:
+        assert result["content"] == "The user declined to run this tool call."
+    out = pty.transcript.decode("utf-8", "replace")
+    assert f'"status": "{status}"' in out and "It is evening in Tokyo." in out
+    assert_terminal_sane(pty.transcript)
