@@ -102,7 +102,7 @@ def running(seconds: float, server: str = "time", tool: str = "get_current_time"
 
 def test_a_running_call_spins_in_place_with_its_time_and_the_result_replaces_it() -> None:
     err = io.StringIO()
-    view = RoundsView(lambda: Recording([], 0), err, color=False)
+    view = RoundsView(lambda: Recording([], 0), err, color=False, animate=True)
     for event in [ToolStarted(CALL, "time", "get_current_time"), running(0.1), running(0.2), running(1.25),
                   ToolFinished(CALL, "time", "get_current_time", ToolResultPart("c1", "15:00"), 1.3)]:
         view.feed(event)
@@ -120,7 +120,7 @@ def test_a_running_call_spins_in_place_with_its_time_and_the_result_replaces_it(
 
 def test_ctrl_c_while_spinning_leaves_an_interrupted_line() -> None:
     err = io.StringIO()
-    view = RoundsView(lambda: Recording([], 0), err, color=False)
+    view = RoundsView(lambda: Recording([], 0), err, color=False, animate=True)
     view.feed(running(2.0))
     view.feed(Finish("interrupted", detail="stopped by Ctrl-C"))
     view.close()
@@ -129,7 +129,7 @@ def test_ctrl_c_while_spinning_leaves_an_interrupted_line() -> None:
 
 def test_the_spinner_shows_untrusted_names_inert_on_one_row() -> None:
     err = io.StringIO()
-    view = RoundsView(lambda: Recording([], 0), err, color=True)
+    view = RoundsView(lambda: Recording([], 0), err, color=True, animate=True)
     view.feed(running(0.5, server="evil\x1b[2J", tool="x\n" * 80))
     view.close()
     frame = err.getvalue().split("\r\x1b[2K")[1]
@@ -146,3 +146,13 @@ def test_plain_output_draws_no_spinner() -> None:
     view.close()
     assert "⠋" not in err.getvalue() and "\r" not in err.getvalue() and out.getvalue() == ""
     assert "↳ ok" in err.getvalue()
+
+
+def test_no_spinner_when_stderr_is_not_a_terminal() -> None:
+    err = io.StringIO()  # `chatcli ask 2>log`: the panel on stdout, stderr a file
+    view = RoundsView(lambda: Recording([], 0), err, color=False)
+    for event in [ToolStarted(CALL, "time", "get_current_time"), running(0.1), running(0.2),
+                  ToolFinished(CALL, "time", "get_current_time", ToolResultPart("c1", "15:00"), 0.3)]:
+        view.feed(event)
+    view.close()
+    assert "\r" not in err.getvalue() and "⠋" not in err.getvalue() and "↳ ok" in err.getvalue()

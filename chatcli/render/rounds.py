@@ -43,10 +43,13 @@ class RoundsView:
     """A `ReplyView` over a view per round. `make()` builds a round's view (the first at once,
     so its spinner runs while the first request waits)."""
 
-    def __init__(self, make: Callable[[], ReplyView], err: TextIO, *, color: bool = True) -> None:
+    def __init__(self, make: Callable[[], ReplyView], err: TextIO, *, color: bool = True,
+                 animate: bool | None = None) -> None:
         self._make = make
         self._err = err
         self._color = color
+        # The spinner redraws a row in place: only on a terminal (`chatcli ask 2>log` gets none).
+        self._animate = _isatty(err) if animate is None else animate
         self._view: ReplyView | None = make()
         self._closed = False
         self._shown: int | None = None  # characters of a streaming call's arguments shown so far
@@ -60,7 +63,8 @@ class RoundsView:
             self._stream_call(event)
             return
         if isinstance(event, ToolRunning):
-            self._spin(event)
+            if self._animate:
+                self._spin(event)
             return
         self._end_spinner(interrupted=isinstance(event, Finish) and event.reason == "interrupted")
         self._end_call_line()
@@ -145,3 +149,10 @@ class RoundsView:
         with contextlib.suppress(OSError, ValueError):
             self._err.write(styled + "\n")
             self._err.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
