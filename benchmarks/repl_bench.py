@@ -87,7 +87,7 @@ def one_run(exe: str, server: ServerProcess, home: Path, typing: float, index: i
     """(seconds to prompt, TTFB of reply 1, TTFB of reply 2) for one chatcli process.
 
     By default the command is bare `chatcli` (the model comes from CHATCLI_MODEL), which is how
-    people start it; `argv` adds flags (`-m` is read without Typer too, chatcli/options.py)."""
+    people start it; `argv` adds flags (`-m` is read without Typer too, chatcli/cli/fast.py)."""
     markers = (f"ZQ{index}A", f"ZQ{index}B")
     server.add(*(Reply.sse(openai_chunks([m, " rest of the reply"], usage=(5, 3))) for m in markers))
     started = time.perf_counter()

@@ -12,9 +12,30 @@ from typing import TYPE_CHECKING
 from chatcli.errors import UsageError
 
 if TYPE_CHECKING:
+    from chatcli.app import App
     from chatcli.attachments import Attachment
     from chatcli.commands import Outcome, ReplState
+    from chatcli.config import Resolved
     from chatcli.events import Part
+
+
+def piped_for_chat(app: App, resolved: Resolved, pending: list[Attachment]) -> str | None:
+    """`cat notes.md | chatcli`: the piped text, the chat's first message. `cat shot.png | chatcli`:
+    the image (or PDF) joins `pending` and goes with the first message the user types, as a file
+    given with -a would -- checked now (count, a model known not to take it: exit 2), like `ask`."""
+    from chatcli import stdin
+
+    text, piped = stdin.read_piped_input(app.env, app.settings.stdin_timeout, have_argument=True)
+    if piped is None:
+        return text
+    from chatcli import attachments
+    from chatcli.oneshot import check_vision
+
+    attachments.check_count([*pending, piped])
+    check_vision([piped], resolved)
+    pending.append(piped)
+    app.env.warn(f"attached {attachments.describe(piped)} from stdin: it goes with your first message")
+    return None
 
 
 def attach_cmd(state: ReplState, args: str) -> Outcome:

@@ -86,6 +86,8 @@ class ReplState:
     on_model_change: Callable[[Provider], None] | None = None
     #: /attach: what goes with the next message (chatcli/chat_attach.py).
     pending: list[Attachment] = field(default_factory=list)
+    #: /compare and /keep (chatcli/compare.py `ChatCompare`), created by the first /compare.
+    compare: Any = None
 
     def say(self, text: str = "") -> None:
         print(text, file=self.err, flush=True)
@@ -425,6 +427,18 @@ def _tools(state: ReplState, args: str) -> Outcome:
     return tools_command(state, args)
 
 
+def _compare(state: ReplState, args: str) -> Outcome:
+    from chatcli.compare import compare_cmd  # not at the top: threads and queues, for /compare only
+
+    return compare_cmd(state, args)
+
+
+def _keep(state: ReplState, args: str) -> Outcome:
+    from chatcli.compare import keep_cmd
+
+    return keep_cmd(state, args)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("help", _help, "this list", aliases=("?",)),
     Command("exit", _exit, "leave chatcli", aliases=("quit",)),
@@ -445,6 +459,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("attach", attach_cmd, "attach a file or image URL to the next message; alone: list", "[PATH|URL]"),
     Command("detach", detach_cmd, "remove attachment N (all without N)", "[N]"),
     Command("role", role_cmd, "list roles, or use role NAME for the next messages", "[NAME]"),
+    Command("compare", _compare, "send the next message to these models side by side; alone: the last again",
+            "[MODEL MODEL ...]"),
+    Command("keep", _keep, "the compared reply the conversation continues with", "N|MODEL"),
 )
 
 _BY_NAME: dict[str, Command] = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}

@@ -209,6 +209,17 @@ class ToolFinished:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class ToolRunning:
+    """A started call is still running after `seconds` (sent every few tenths of a second while
+    it runs): a terminal view draws a spinner with the elapsed time; plain views ignore it."""
+
+    call: ToolCallPart
+    server: str
+    tool: str
+    seconds: float
+
+
 #: What a session yields to a view: the provider's events plus chatcli's own notices and the
 #: tool calls it runs between two rounds of a reply.
-SessionEvent = Event | Notice | ToolStarted | ToolFinished
+SessionEvent = Event | Notice | ToolStarted | ToolRunning | ToolFinished

@@ -97,7 +97,7 @@ if TYPE_CHECKING:
     from chatcli.attachments import Attachment
     from chatcli.commands import ConversationStore, ModelResolver, ReplState
     from chatcli.env import Environment
-    from chatcli.events import SessionEvent
+    from chatcli.events import Part, SessionEvent
     from chatcli.providers.base import Provider
     from chatcli.render.base import ReplyView
     from chatcli.session import Session
@@ -155,7 +155,8 @@ def run_repl(
         if input is None or output is None:
             terminal = _terminal(env)
             if terminal is None:
-                return _no_terminal(_built(session), settings, env, open_view, first_message, open_store)
+                return _no_terminal(_built(session), settings, env, open_view, first_message, open_store,
+                                    pending)
             opened, default_input, default_output = terminal
             input = input or default_input
             output = output or default_output
@@ -300,7 +301,22 @@ class Repl:
         except ChatCLIError as exc:
             self.state.say(sanitize(redact(exc.message)))
             return
+        if self.state.compare is not None and self._compared(text, parts):
+            return
         self.stream(self.state.session.send(text, parts=parts))
+
+    def _compared(self, text: str, parts: tuple[Part, ...]) -> bool:
+        """After /compare: the message goes to every model named (chatcli/compare.py)."""
+        from chatcli.compare import chat_send
+
+        try:
+            self.open_store()
+            self.warmer.settle()
+            gcpause.resume()
+            return chat_send(self.state, text, parts)
+        except ChatCLIError as exc:
+            self.state.say("error: " + sanitize(redact(exc.message)))
+            return True
 
     def stream(self, events: Generator[SessionEvent, None, None]) -> None:
         """Show one reply. Every failure ends here as one line on stderr; the loop goes on."""
@@ -632,12 +648,14 @@ def _terminal(env: Environment) -> tuple[list[IO[str]], Input, Output] | None:
 
 
 def _no_terminal(session: Session, settings: Settings, env: Environment, open_view: ViewFactory,
-                 first_message: str | None, open_store: StoreOpener | None) -> int:
+                 first_message: str | None, open_store: StoreOpener | None,
+                 pending: Sequence[Attachment] = ()) -> int:
     """No terminal to prompt on (cron, CI, `ssh host chatcli < file`): answer what was piped, stop."""
     if first_message is not None and first_message.strip():
         from chatcli.commands import ReplState
 
-        repl_state = ReplState(session=session, settings=settings, err=env.stderr)
+        # `echo q | chatcli -a shot.png`: the attachments go with the piped message here too.
+        repl_state = ReplState(session=session, settings=settings, err=env.stderr, pending=list(pending))
         repl = _HeadlessRepl(repl_state, open_view, open_store)
         repl.send(first_message)
         env.warn("no terminal for the interactive chat; `chatcli ask` is the one-shot form")
@@ -796,6 +814,12 @@ class SlashCompleter(Completer):
                     yield Completion(ident, start_position=-len(arg), display_meta=sanitize(title))
         elif head in ("/export", "/attach"):
             yield from self._paths.get_completions(Document(arg, len(arg)), complete_event)
+        elif head == "/keep":
+            from chatcli.compare import keep_choices
+
+            for value, meta in keep_choices(state):
+                if value.startswith(arg):
+                    yield Completion(value, start_position=-len(arg), display_meta=sanitize(meta))
         elif head == "/role":
             for name in sorted(state.settings.roles):
                 if name.startswith(arg):

@@ -82,6 +82,27 @@ def test_anthropic_image_file(server: SSEServer, tmp_path: Path) -> None:
         {"type": "text", "text": "describe"}]
 
 
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize(("data", "media_type"), [(media.jpeg(), "image/jpeg"), (media.gif(), "image/gif"),
+                                                  (media.webp(), "image/webp")], ids=["jpeg", "gif", "webp"])
+def test_jpeg_gif_and_webp_files(server: SSEServer, tmp_path: Path, dialect: str, data: bytes,
+                                 media_type: str) -> None:
+    # Named .png on purpose: the kind comes from the bytes, not the name.
+    (tmp_path / "picture.png").write_bytes(data)
+    server.add(ok_openai() if dialect == "openai" else ok_anthropic())
+    env = cli_env(server) if dialect == "openai" else anthropic_env(server)
+    result = run(["ask", "--no-save", "-a", str(tmp_path / "picture.png"), "describe"], env)
+    assert result.returncode == 0, result.stderr
+    if dialect == "openai":
+        assert last_content(server) == [
+            {"type": "text", "text": "describe"},
+            {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{b64(data)}"}}]
+    else:
+        assert last_content(server) == [
+            {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": b64(data)}},
+            {"type": "text", "text": "describe"}]
+
+
 def test_piped_pdf_openai(server: SSEServer) -> None:
     server.add(ok_openai())
     result = run(["ask", "summarise"], cli_env(server), input=PDF)

@@ -159,3 +159,11 @@ def test_the_server_never_gets_the_api_key(server: SSEServer, tmp_path: Path) ->
         if path.is_file():
             assert KEY not in path.read_text(errors="replace")
             assert path.stat().st_mode & 0o077 == 0
+
+
+def test_ask_help_says_what_tool_calls_means() -> None:
+    # SPEC: `tool_calls` is a reply that stopped with calls that did not run -- the footer, the
+    # README and --help say so.
+    result = run(["ask", "--help"], cli_env(None, COLUMNS="200"))
+    assert result.returncode == 0
+    assert "tool_calls: the reply stopped with tool calls that did not run" in " ".join(result.stdout.split())

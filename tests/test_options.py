@@ -1,4 +1,4 @@
-"""The Typer-free reader of `chatcli [OPTIONS]` / `chatcli ask ...` (chatcli/options.py) against Typer.
+"""The Typer-free reader of `chatcli [OPTIONS]` / `chatcli ask ...` (chatcli/cli/fast.py) against Typer.
 
 Two readers of one command line must never disagree. These tests hold `parse_fast` to that: the
 option table is the one Typer built, and over a corpus of command lines (hand-picked edge cases
@@ -16,14 +16,17 @@ import pytest
 import typer.main
 
 from chatcli import cli
-from chatcli.options import JSON, OPTIONS, Ask, Opt, Shared, parse_fast
+from chatcli.cli import chat, typer_app
+from chatcli.cli.fast import parse_fast
+from chatcli.cli.options import JSON, OPTIONS, Ask, Opt, Shared
 
 
 def typer_reading(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, Any]:
     """What the Typer path makes of `argv`: ("ask", Ask) / ("chat", Shared) / ("exit", code)."""
     seen: list[tuple[str, Any]] = []
-    monkeypatch.setattr(cli, "_ask", lambda ask: seen.append(("ask", ask)) or 0)
-    monkeypatch.setattr(cli, "_repl", lambda shared: seen.append(("chat", shared)) or 0)
+    monkeypatch.setattr(typer_app, "run_ask", lambda ask: seen.append(("ask", ask)) or 0)
+    monkeypatch.setattr(typer_app, "run_chat", lambda shared: seen.append(("chat", shared)) or 0)
+    monkeypatch.setattr(chat, "run_chat", lambda shared: seen.append(("chat", shared)) or 0)  # bare `chatcli`
     code = cli.run(list(argv), fast_path=False)
     return seen[0] if seen else ("exit", code)
 
@@ -60,7 +63,7 @@ def check_matches(opt: Opt, param: Any) -> None:
 
 
 def test_the_option_table_is_exactly_what_typer_built() -> None:
-    group: Any = typer.main.get_command(cli._build_app())
+    group: Any = typer.main.get_command(typer_app.app)
     ask = group.commands["ask"]
     root_params, ask_params = params_of(group), params_of(ask)
     assert set(root_params) == {o.dest for o in OPTIONS}
@@ -153,8 +156,11 @@ def test_every_command_line_the_fast_reader_accepts_reads_as_typer_reads_it(
 
 @pytest.mark.parametrize(("argv", "expected"), [
     (["ask", "hi"], Ask(Shared(), ["hi"], False)),
-    (["-m", "a", "ask", "--json", "-t", "0.5", "x", "y"], Ask(Shared(model="a", temperature=0.5), ["x", "y"], True)),
-    (["-m", "a", "ask", "-m", "b"], Ask(Shared(model="b"), [], False)),
+    (["-m", "a", "ask", "--json", "-t", "0.5", "x", "y"], Ask(Shared(model=("a",), temperature=0.5), ["x", "y"], True)),
+    (["-m", "a", "ask", "-m", "b"], Ask(Shared(model=("b",)), [], False)),
+    # several -m after `ask`: every model, in order (chatcli/compare.py); before it too
+    (["ask", "-m", "a", "-m", "b", "hi"], Ask(Shared(model=("a", "b")), ["hi"], False)),
+    (["-m", "a", "-m", "b", "ask", "hi"], Ask(Shared(model=("a", "b")), ["hi"], False)),
     (["ask", "--", "-c"], Ask(Shared(), ["-c"], False)),
     (["--markdown", "-c"], Shared(plain=False, continue_=True)),
 ])

@@ -3,7 +3,7 @@
 The README once documented `history export ID --format json`; the option is `--json`. This test
 reads README.md whatever it says -- every fenced code block, and every inline code span that
 starts with `chatcli` -- finds each `chatcli ...` command in it, and walks it through the Click
-command tree Typer builds (chatcli/cli.py): each sub-command must exist, each option must be one
+command tree Typer builds (chatcli/cli/typer_app.py): each sub-command must exist, each option must be one
 that command accepts (checked against its parameters, so against what `--help` lists), an option
 that takes a value must be given one, and a group takes no stray words.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import typer.main
 
-from chatcli import cli
+from chatcli.cli import typer_app
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _FENCE = re.compile(r"^(```+|~~~+)[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
@@ -49,7 +49,7 @@ class Shown:
 
 
 def _root() -> Command:
-    return typer.main.get_command(cli._build_app())
+    return typer.main.get_command(typer_app.app)
 
 
 def _split(line: str) -> list[str]:

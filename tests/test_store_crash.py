@@ -24,7 +24,7 @@ import sys, time
 from pathlib import Path
 from chatcli.events import Finish, TextDelta, Usage
 from chatcli.session import Session
-from chatcli.signals import Terminated, install_termination_handlers
+from chatcli.cli.signals import Terminated, install_termination_handlers
 from chatcli.history.store import Store
 from chatcli.turn import run_turn
 
@@ -132,7 +132,7 @@ def test_sigterm_and_sighup_save_the_partial_reply(tmp_path: Path, signum: int) 
 
 
 def test_terminated_carries_the_exit_code() -> None:
-    from chatcli.signals import Terminated, install_termination_handlers
+    from chatcli.cli.signals import Terminated, install_termination_handlers
 
     restore = install_termination_handlers()
     try:
@@ -153,7 +153,7 @@ def test_terminated_carries_the_exit_code() -> None:
 
 def test_an_uncaught_terminated_exits_quietly_with_128_plus_signal() -> None:
     code = ("import os, signal, time\n"
-            "from chatcli.signals import install_termination_handlers\n"
+            "from chatcli.cli.signals import install_termination_handlers\n"
             "install_termination_handlers()\n"
             "os.kill(os.getpid(), signal.SIGHUP)\n"
             "time.sleep(5)\n")

@@ -7,12 +7,14 @@ scripted (the provider wire is tested in tests/test_provider_tools_*.py)."""
 from __future__ import annotations
 
 import io
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from chatcli.events import Finish, Notice, TextDelta, ToolCall, ToolCallPart, ToolFinished, ToolStarted
+from chatcli.events import Finish, Notice, TextDelta, ToolCall, ToolCallPart, ToolFinished, ToolRunning, ToolStarted
 from chatcli.session import Session
 from chatcli.tools.approval import NoTerminal
 from chatcli.tools.grants import ToolPolicy
@@ -104,3 +106,48 @@ def test_a_server_that_fails_to_start_is_announced_once(tmp_path: Path) -> None:
     assert len([n for n in first if "gone" in n.text and "not offered" in n.text]) == 1
     assert not [n for n in second if "not offered" in n.text]
     assert provider.calls[0].tools is None  # no tools to offer: nothing sent
+
+
+SCRIPTED = str(Path(__file__).parent / "support" / "mcp_scripted_server.py")
+
+
+def scripted_host(rt: ToolRuntime) -> McpHost:
+    rt.start()
+    policy = ToolPolicy(rt.configs, flags=[("lab", "slow")])
+    return McpHost(rt, policy, NoTerminal(io.StringIO()), servers=["lab"])
+
+
+def test_a_running_call_reports_its_elapsed_time_until_it_ends(tmp_path: Path) -> None:
+    servers = parse_servers({"lab": {"command": sys.executable, "args": [SCRIPTED]}}, source="test")
+    with ToolRuntime(servers, log_dir=tmp_path) as rt:
+        h = scripted_host(rt)
+        provider = FakeProvider([asks(ToolCallPart("c1", "lab__slow", '{"seconds": 0.6}')),
+                                 [TextDelta("done"), Finish("stop", raw="stop")]])
+        events = list(Session(provider, model="m", tools=h).send("slow"))
+    kinds = [type(e) for e in events if isinstance(e, (ToolStarted, ToolRunning, ToolFinished))]
+    assert kinds[0] is ToolStarted and kinds[-1] is ToolFinished and ToolRunning in kinds
+    assert set(kinds[1:-1]) == {ToolRunning}  # the ticks sit between the start and the end
+    ticks = [e.seconds for e in events if isinstance(e, ToolRunning)]
+    assert ticks == sorted(ticks) and ticks[-1] <= next(e for e in events if isinstance(e, ToolFinished)).seconds
+
+
+def test_stopping_at_a_tick_cancels_the_call_and_records_it_interrupted(tmp_path: Path) -> None:
+    # Ctrl-C while the view draws a tick: the turn closes the session's generator at that yield.
+    servers = parse_servers({"lab": {"command": sys.executable, "args": [SCRIPTED]}}, source="test")
+    with ToolRuntime(servers, log_dir=tmp_path) as rt:
+        h = scripted_host(rt)
+        provider = FakeProvider([asks(ToolCallPart("c1", "lab__slow", '{"seconds": 33}'))])
+        session = Session(provider, model="m", tools=h)
+        stream = session.send("slow")
+        for event in stream:
+            if isinstance(event, ToolRunning):
+                break
+        stream.close()
+        log = rt.status(["lab"])[0].log_path
+        assert log is not None
+        deadline = time.monotonic() + 20
+        while "slow(33.0) cancelled" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "slow(33.0) cancelled" in log.read_text()  # MCP cancellation reached the server
+    (result,) = session.turns[-1].tool_results
+    assert result.status == "interrupted" and result.call_id == "c1"

@@ -133,7 +133,13 @@ def show_cmd(store: Store, conv_id: str, out: TextIO, *,
     print(f"started {_when(conversation.created)} · last used {_when(conversation.updated)} · "
           f"{len(turns)} turns", file=out)
     system: str | None = None
+    from chatcli.compare import load_alternatives, print_alternatives  # /compare's replies (schema v4)
+
+    alternatives = load_alternatives(store, conversation.id)
+    asked: int | None = None
     for turn in turns:
+        if turn.role == "user":
+            asked = turn.id
         if turn.system and turn.system != system:
             print(f"\n── system ──\n{sanitize(turn.system)}", file=out)
         system = turn.system
@@ -157,6 +163,8 @@ def show_cmd(store: Store, conv_id: str, out: TextIO, *,
         mark = partial_mark(turn)
         if mark and not (turn.finish_reason == "tool_calls" and turn.tool_calls):
             print(mark, file=out)
+        if asked is not None and asked in alternatives:
+            print_alternatives(alternatives.pop(asked), out)
     return conversation
 
 

@@ -234,7 +234,27 @@ def _v3_parts(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX turn_blobs_hash ON turn_blobs (hash)")
 
 
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tables, _v2_trigram_index, _v3_parts]
+def _v4_alternatives(conn: sqlite3.Connection) -> None:
+    """The replies of a `/compare` (chatcli/compare.py): every model's reply to one user message,
+    and which one the conversation continues with (that one is also the usual assistant turn)."""
+    conn.execute("""CREATE TABLE alternatives (
+        turn_id       INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,  -- the user message
+        position      INTEGER NOT NULL,  -- 1, 2, ... in the order the models were named
+        provider      TEXT,
+        model         TEXT,
+        content       TEXT NOT NULL,
+        finish_reason TEXT,
+        finish_detail TEXT,
+        input_tokens  INTEGER,
+        output_tokens INTEGER,
+        created       REAL NOT NULL,
+        kept          INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (turn_id, position)
+    )""")
+
+
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_tables, _v2_trigram_index, _v3_parts,
+                                                           _v4_alternatives]
 _SLOW_REINDEX_TURNS = 20_000  # about 3 s of reindexing: worth a line on stderr first
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from chatcli.errors import ChatCLIError
 from chatcli.events import Event, Finish, Message, ToolSpec
 from chatcli.providers import _common as common
+from chatcli.providers import _inflight
 
 if TYPE_CHECKING:
     import httpx2
@@ -180,6 +181,7 @@ class SDKClientProvider(Generic[ClientT]):
         # The `with` closes the HTTP response on every exit, including the generator being
         # closed at a `yield` (Ctrl-C): the server sees the disconnect at once.
         with sdk_stream:
+            _inflight.opened(sdk_stream.response)  # for chatcli/compare.py's Ctrl-C (see there)
             content_type = sdk_stream.response.headers.get("content-type")
             if common.is_html(content_type):
                 raise common.not_a_stream(self._where, content_type, empty=False)

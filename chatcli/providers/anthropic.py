@@ -516,7 +516,9 @@ def _client_class() -> Callable[..., anthropic.Anthropic]:
             super().__init__(**kwargs)
             self._chatcli_idle_limit = idle_limit
 
-        def _make_sse_decoder(self):  # type: ignore[no-untyped-def]
+        # anthropic 2.16 passes the request's options (`_make_sse_decoder(options)`); 2.12 passed
+        # nothing. Accept both: the decoder does not depend on them.
+        def _make_sse_decoder(self, options: Any = None) -> Any:
             return _Decoder(self._chatcli_idle_limit)
 
     _CLIENT_CLASS = _Anthropic

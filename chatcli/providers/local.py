@@ -159,12 +159,15 @@ class LocalProvider:
         handler: Any = chat_format.get_chat_completion_handler("chatml-function-calling")
         messages = chat if chat and chat[0]["role"] == "system" else [
             {"role": "system", "content": "You are a helpful assistant."}, *chat]
+        limit = max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS
+        counter: _Counter = llama.chatcli_counter
+        counter.budget = limit
         try:
             response = handler(
                 llama=llama, messages=messages, stream=False, tool_choice="auto",
                 tools=[{"type": "function", "function": {"name": t.name, "description": t.description,
                                                          "parameters": t.parameters}} for t in tools],
-                max_tokens=max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS,
+                max_tokens=limit,
                 temperature=temperature if temperature is not None else DEFAULT_TEMPERATURE,
                 model=model,
             )
@@ -174,6 +177,8 @@ class LocalProvider:
         except Exception as exc:  # whatever the small model or the handler does: a clear error
             llama.reset()
             raise _generation_error(exc, self.name) from exc
+        finally:
+            counter.budget = None
         if not calls and not text.strip():
             yield from self._generate(llama, chat, model, max_tokens, temperature)
             return
@@ -303,11 +308,15 @@ class LocalProvider:
 class _Counter:
     """Token counts of the current reply. Streamed chunks carry no usage, so `generate` is counted."""
 
-    __slots__ = ("prompt", "sampled")
+    __slots__ = ("budget", "prompt", "sampled")
 
     def __init__(self) -> None:
         self.prompt: int | None = None
         self.sampled = 0
+        #: Tokens one `generate` may sample, when set: the function-calling handler calls the model
+        #: with `max_tokens=None` (its message and arguments branches), and a small model under a
+        #: grammar can then sample until the context is full -- minutes, on a laptop.
+        self.budget: int | None = None
 
     def reset(self) -> None:
         self.prompt = None
@@ -334,9 +343,14 @@ def _counting_llama_class(llama_cpp: Any) -> Any:
             def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Iterator[int]:
                 counter = self.chatcli_counter
                 counter.prompt = len(tokens)
+                left = counter.budget
                 for token in super().generate(tokens, *args, **kwargs):
                     counter.sampled += 1
                     yield token
+                    if left is not None:
+                        left -= 1
+                        if left <= 0:
+                            return  # the caller ends the completion as "length"
 
         _LLAMA_CLASS = CountingLlama
     return _LLAMA_CLASS

@@ -10,11 +10,21 @@ key press or, with no terminal, a decline; nothing the model or a tool says reac
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chatcli.events import Notice, SessionEvent, ToolCallPart, ToolFinished, ToolResultPart, ToolSpec, ToolStarted
+from chatcli.events import (
+    Notice,
+    SessionEvent,
+    ToolCallPart,
+    ToolFinished,
+    ToolResultPart,
+    ToolRunning,
+    ToolSpec,
+    ToolStarted,
+)
 from chatcli.render.sanitize import sanitize_line
 from chatcli.tools.names import ToolNames
 from chatcli.tools.results import DEFAULT_RESULT_LIMIT
@@ -25,6 +35,8 @@ if TYPE_CHECKING:
     from chatcli.tools.runtime import ToolRuntime
 
 DECLINED = "The user declined to run this tool call."
+#: How often a running call reports its elapsed time (the terminal's spinner frame rate).
+TICK = 0.1
 
 
 @dataclass(frozen=True)
@@ -114,11 +126,14 @@ class McpHost:
                 self._policy.allow_always(server, tool)
         pending = self._runtime.submit(server, tool, arguments)
         try:
-            outcome = pending.wait(None)
-        except KeyboardInterrupt:
+            # Waited for in ticks so the view can show the elapsed time. Ctrl-C lands either in
+            # the wait or in the view drawing a tick (the generator is then closed at the yield):
+            # both cancel the call.
+            while (outcome := pending.wait(TICK)) is None:
+                yield ToolRunning(call, server, tool, time.monotonic() - pending.started)
+        except BaseException:
             pending.cancel()  # MCP cancellation; the session records the call as interrupted
             raise
-        assert outcome is not None
         content = outcome.for_model(self._limit)
         result = ToolResultPart(call.id, content, is_error=outcome.is_error or outcome.status != "ok",
                                 status=outcome.status, full=outcome.text if content != outcome.text else None)

@@ -131,10 +131,10 @@ def test_ctrl_c_during_a_call_cancels_it_and_returns_to_the_prompt(server: SSESe
     pty.send("run the slow one\r")
     pty.expect("[A] always (saved)")
     pty.send("y")
-    pty.expect("run once")
-    time.sleep(1.0)  # the call is running (slow(30) on the scripted server)
+    pty.expect("(Ctrl-C cancels)")  # the spinner: the call is running (slow(30) on the scripted server)
     pty.sigint()
     pty.expect(PROMPT, timeout=10)
+    assert "↳ interrupted".encode() in pty.transcript  # the spinner's line says what became of the call
     assert len(server.requests) == 1  # back at the prompt: no request with a made-up result
     pty.send("go on\r")
     pty.expect("after the interruption")
@@ -146,6 +146,25 @@ def test_ctrl_c_during_a_call_cancels_it_and_returns_to_the_prompt(server: SSESe
     assert_terminal_sane(pty.transcript)
     db = sqlite3.connect(f"file:{tmp_path / 'data' / 'history.db'}?mode=ro", uri=True)
     assert [r[0] for r in db.execute("SELECT role FROM turns ORDER BY id")][:3] == ["user", "assistant", "tool"]
+
+
+def test_a_running_call_shows_a_spinner_with_its_time_then_the_result(server: SSEServer, tmp_path: Path) -> None:
+    server.add(calls("lab__slow", '{"seconds": 1.5}'), answer("slept well"))
+    pty = chat(server, tmp_path)
+    pty.send("sleep a bit\r")
+    pty.expect("[A] always (saved)")
+    pty.send("y")
+    pty.expect("lab.slow · ")
+    pty.expect(" s  (Ctrl-C cancels)")
+    pty.expect("↳ ok")
+    pty.expect("slept well")
+    pty.expect(PROMPT)
+    spun = pty.transcript[pty.transcript.index(b"run once"):pty.transcript.index("↳ ok".encode())]
+    assert spun.count(b"\r\x1b[2K") >= 2  # redrawn in place, then cleared for the result line
+    assert "⠋".encode() in spun
+    pty.send("\x04")
+    assert pty.finish() == 0
+    assert_terminal_sane(pty.transcript)
 
 
 def test_a_hostile_result_and_hostile_arguments_reach_the_terminal_inert(server: SSEServer, tmp_path: Path) -> None:
@@ -198,4 +217,26 @@ def test_slash_tools_lists_servers_and_turns_one_off(server: SSEServer, tmp_path
     assert isinstance(body, dict) and "tools" not in body
     pty.send("\x04")
     assert pty.finish() == 0
+    assert_terminal_sane(pty.transcript)
+
+
+@pytest.mark.parametrize(("key", "status"), [("y", "ok"), ("n", "declined")])
+def test_ask_on_a_terminal_asks_then_answers(server: SSEServer, tmp_path: Path, key: str, status: str) -> None:
+    # `chatcli ask` on a terminal: the question reads its key from the terminal; approved, the
+    # result goes into the next request; declined, the model is told and still answers.
+    server.add(calls("time__get_current_time", '{"timezone": "Asia/Tokyo"}'), answer("It is evening in Tokyo."))
+    pty = Pty(["ask", "-m", "openai:gpt-test", "--config", config(tmp_path), "--json", "what time is it in Tokyo?"],
+              env_for(server, tmp_path))
+    pty.expect("[A] always (saved)")
+    assert len(server.requests) == 1
+    pty.send(key)
+    pty.expect('"finish_reason"')
+    assert pty.finish() == 0
+    (result,) = tool_results(server, 1)
+    if status == "ok":
+        assert "Asia/Tokyo" in str(result["content"])
+    else:
+        assert result["content"] == "The user declined to run this tool call."
+    out = pty.transcript.decode("utf-8", "replace")
+    assert f'"status": "{status}"' in out and "It is evening in Tokyo." in out
     assert_terminal_sane(pty.transcript)

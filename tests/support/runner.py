@@ -8,7 +8,7 @@
 `chatcli(*args)` calls `chatcli.cli.run(list(args))` -- the console script's `main()` minus its
 `sys.exit` -- with the process's three streams replaced and the environment changed for the
 call only. That works because the CLI looks everything up when it runs, never at import time:
-`chatcli.env.Environment.from_process()` (called through `cli._environment()` / `_make_app()`)
+`chatcli.env.Environment.from_process()` (called through `chatcli.cli.wiring.make_app()`)
 reads `sys.stdin`, `sys.stdout`, `sys.stderr`, `os.environ` and the working directory; `run()`
 itself reads `CHATCLI_DEBUG` and credential-looking variables from `os.environ` and writes its
 error lines to `sys.stderr`; Click's help and usage errors go to `sys.stdout`/`sys.stderr` as

@@ -2,7 +2,7 @@
 command lines people type most.
 
 `OPTIONS` is the one table of names, value kinds, ranges and help. Typer builds its parser from
-it (`cli._build_app`), and `parse_fast` reads the two common command lines with it:
+it (chatcli/cli/typer_app.py), and `parse_fast` reads the two common command lines with it:
 
     chatcli [OPTIONS]                    the chat, with flags
     chatcli [OPTIONS] ask [OPTIONS] [PROMPT]...
@@ -23,9 +23,6 @@ No Typer, Click or typing import here: this runs before anything else on the fas
 
 from __future__ import annotations
 
-import os
-import re
-
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: see the module docstring; mypy treats it as true
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,16 +34,20 @@ if TYPE_CHECKING:
 class Opt:
     """One option. `kind`: "str", "int", "float", "path" (a file, never a directory), "flag"
     (sets True), "switch" (an on/off pair: `flags` set True, `off_flags` set False), or "list"
-    (a string option that may be given again; its values are kept in order).
+    (a string option that may be given again; its values are kept in order). `extend`, for a
+    list: given both before and after `ask`, the values add up (`-T`, `-a`); False: the later
+    ones replace the earlier (`-m`: `chatcli -m a ask -m b` asks b alone, as when it was a str).
 
     Plain classes here and below, not dataclasses: this module runs first on the fast paths, and
     a dataclass costs ~0.5-1 ms to create (its methods are generated and compiled at import)."""
 
-    __slots__ = ("dest", "flags", "help", "kind", "max", "metavar", "min", "off_flags")
+    __slots__ = ("dest", "extend", "flags", "help", "kind", "max", "metavar", "min", "off_flags")
 
     def __init__(self, dest: str, flags: tuple[str, ...], kind: str, help: str, *, metavar: str | None = None,
-                 min: float | None = None, max: float | None = None, off_flags: tuple[str, ...] = ()) -> None:
+                 min: float | None = None, max: float | None = None, off_flags: tuple[str, ...] = (),
+                 extend: bool = True) -> None:
         self.dest = dest
+        self.extend = extend
         self.flags = flags
         self.kind = kind
         self.help = help
@@ -67,8 +68,8 @@ class Opt:
 
 #: The options of both `chatcli` and `chatcli ask` (given before `ask`, they apply to it too).
 OPTIONS: tuple[Opt, ...] = (
-    Opt("model", ("-m", "--model"), "str", "provider:model, a bare provider (its default) or an alias.",
-        metavar="SPEC"),
+    Opt("model", ("-m", "--model"), "list", "provider:model, a bare provider (its default) or an alias. "
+        "Given more than once (ask): every model answers, side by side.", metavar="SPEC", extend=False),
     Opt("system", ("-s", "--system"), "str", "System prompt.", metavar="TEXT"),
     Opt("max_tokens", ("--max-tokens",), "int", "Longest reply, in tokens.", metavar="N", min=1),
     Opt("temperature", ("-t", "--temperature"), "float", "Sampling temperature (0-2).", metavar="X",
@@ -105,7 +106,7 @@ class Shared:
 
     Built from the table, so a new shared option needs no edit here."""
 
-    model: str | None
+    model: tuple[str, ...]  # every -m in order; `last_model` for the paths that take one
     system: str | None
     max_tokens: int | None
     temperature: float | None
@@ -136,17 +137,23 @@ class Shared:
             if opt.kind == "flag":
                 merged[opt.dest] = mine or theirs
             elif opt.kind == "list":
-                merged[opt.dest] = (*theirs, *mine)
+                merged[opt.dest] = (*theirs, *mine) if opt.extend else (mine or theirs)
             else:
                 merged[opt.dest] = mine if mine is not None else theirs
         return Shared(**merged)
+
+    @property
+    def last_model(self) -> str | None:
+        """The model of the single-model paths (the chat, one `ask`): the last -m, as Click's
+        last-one-wins reading of a str option gave."""
+        return self.model[-1] if self.model else None
 
     def overrides(self) -> Overrides:
         from chatcli.config import Overrides
 
         render: RenderMode | None = None if self.plain is None else ("plain" if self.plain else "markdown")
         tools = tuple(n.strip() for v in self.tools for n in v.split(",") if n.strip()) if self.tools else None
-        return Overrides(model=self.model, system=self.system, max_tokens=self.max_tokens,
+        return Overrides(model=self.last_model, system=self.system, max_tokens=self.max_tokens,
                          temperature=self.temperature, no_save=self.no_save, render=render,
                          config=self.config, debug=self.debug, tools=tools, no_tools=self.no_tools,
                          allow_tools=self.allow_tool, role=self.role)
@@ -167,119 +174,3 @@ class Ask:
         self.shared = shared
         self.prompt = prompt
         self.as_json = as_json
-
-
-# -- the fast reader ---------------------------------------------------------------------------------
-
-# Only values that Click converts the same way without doubt: Click's int() would also take
-# " 7", "+7" or "1_000", and its float() "1e0" or "nan" -- those go to Typer.
-_INT = re.compile(r"[0-9]{1,9}")
-_FLOAT = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,12})?|\.[0-9]{1,12}")
-
-
-def parse_fast(args: list[str]) -> Shared | Ask | None:
-    """`Shared` for the chat with options, `Ask` for `ask`, None: leave it to Typer."""
-    root = _Reader(OPTIONS)
-    rest = root.read(args, stop_at_positional=True)
-    if rest is None or root.shared is None:
-        return None
-    if not rest:
-        return root.shared  # `chatcli [OPTIONS]`: the chat
-    if rest[0] != "ask":
-        return None  # another command (or a prompt given to the chat by mistake): Typer says what
-    ask = _Reader((*OPTIONS, JSON))
-    positionals = ask.read(rest[1:], stop_at_positional=False)
-    if positionals is None or ask.shared is None:
-        return None
-    return Ask(ask.shared.over(root.shared), positionals, ask.values.get("json_") is True)
-
-
-class _Reader:
-    def __init__(self, options: tuple[Opt, ...]) -> None:
-        self.by_flag: dict[str, tuple[Opt, bool]] = {}
-        for opt in options:
-            for flag in opt.flags:
-                self.by_flag[flag] = (opt, True)
-            for flag in opt.off_flags:
-                self.by_flag[flag] = (opt, False)
-        self.values: dict[str, object] = {}
-        self.shared: Shared | None = None
-
-    def read(self, args: list[str], *, stop_at_positional: bool) -> list[str] | None:
-        """Consume options; return the positionals (from the first one on, when `stop_at_positional`,
-        as a Click group does), or None if anything is not plainly understood."""
-        positionals: list[str] = []
-        i = 0
-        while i < len(args):
-            arg = args[i]
-            if arg == "--":
-                if stop_at_positional:
-                    return None
-                positionals.extend(args[i + 1:])
-                break
-            if arg == "-":
-                return None  # Click reads a lone "-" as a positional; rare enough to leave to Typer
-            if not arg.startswith("-"):
-                if stop_at_positional:
-                    positionals.extend(args[i:])
-                    break
-                positionals.append(arg)
-                i += 1
-                continue
-            name, eq, attached = arg.partition("=")
-            if eq and not name.startswith("--"):
-                return None  # `-m=x`: Click reads the value as "=x"
-            found = self.by_flag.get(name)
-            if found is None:
-                return None
-            opt, on = found  # given twice, the last one wins, as in Click
-            if not opt.takes_value:
-                if eq:
-                    return None
-                self.values[opt.dest] = on
-                i += 1
-                continue
-            if eq:
-                raw = attached
-                i += 1
-            elif i + 1 < len(args):
-                raw = args[i + 1]
-                i += 2
-            else:
-                return None  # missing value: Typer's message
-            value = _convert(opt, raw)
-            if value is None:
-                return None
-            if opt.kind == "list":
-                previous = self.values.get(opt.dest, ())
-                value = (*previous, value) if isinstance(previous, tuple) else (value,)
-            self.values[opt.dest] = value
-        kwargs = {k: v for k, v in self.values.items() if k != "json_"}
-        self.shared = Shared(**kwargs)
-        return positionals
-
-
-def _convert(opt: Opt, raw: str) -> object | None:
-    if raw.startswith("-") or not raw:
-        return None  # a value like an option, or empty: Click's reading is not obvious
-    if opt.kind in ("str", "list"):
-        return raw
-    if opt.kind == "int":
-        if not _INT.fullmatch(raw):
-            return None
-        number: float = int(raw)
-    elif opt.kind == "float":
-        if not _FLOAT.fullmatch(raw):
-            return None
-        number = float(raw)
-    elif opt.kind == "path":
-        if os.path.isdir(raw):
-            return None  # Typer's "is a directory" error
-        from pathlib import Path
-
-        return Path(raw)
-    else:
-        return None
-    if (opt.min is not None and number < opt.min) or (opt.max is not None and number > opt.max):
-        return None  # out of range: Typer's message
-    return number
