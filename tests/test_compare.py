@@ -195,8 +195,10 @@ def test_a_second_local_model_waits_and_says_so() -> None:
             self.provider = ProviderConfig(name=name, type="local")
             self.model = model
 
+    # Both block until one of them says it waits: whichever thread takes the model first holds it
+    # until the other has asked for it (under load, one thread may start after the other ended).
     first = Blocking().reply("first local")
-    second = FakeProvider().reply("second local")
+    second = Blocking().reply("second local")
     lanes = []
     for i, (prov, model) in enumerate(((first, "m1"), (second, "m2"))):
         lane = compare.Lane(i, R("local", model), prov)  # type: ignore[arg-type]
