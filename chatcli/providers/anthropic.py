@@ -468,6 +468,26 @@ def _finish(state: _State) -> Finish:
     return Finish(reason, raw=raw, detail=detail)
 
 
+def _with_x_api_key(auth: dict[str, str], key: str | None, custom: Any) -> dict[str, str]:
+    """The SDK's auth headers plus `x-api-key`.
+
+    anthropic 2.x sends the key only as `Authorization: Bearer`; the Messages API has always
+    taken `x-api-key`, and gateways and proxies that check only that header answer 401 "missing
+    x-api-key header" without it (issue 16). Both are sent, so either kind of server works. Not
+    added when the config's `headers` set `x-api-key` themselves (any casing), nor when there is
+    no real key (the placeholder) and the headers carry a credential of their own: a gateway that
+    reads `x-api-key` first must not see the placeholder there. Computed from the client's own
+    key, so the warm-up's rehearsal copy (`with_options(api_key=...)`) sends its placeholder,
+    never the user's key.
+    """
+    names = {str(name).lower() for name in (custom or {})}
+    if not key or "x-api-key" in names:
+        return auth
+    if key == common.PLACEHOLDER_KEY and names & {"authorization", "api-key"}:
+        return auth
+    return {**auth, "x-api-key": key}
+
+
 _CLIENT_CLASS: type | None = None
 
 
@@ -483,10 +503,15 @@ def _client_class() -> Callable[..., anthropic.Anthropic]:
 
     if _CLIENT_CLASS is not None:
         return _CLIENT_CLASS
+    class _Keyed(anthropic.Anthropic):
+        @property
+        def auth_headers(self) -> dict[str, str]:
+            return _with_x_api_key(super().auth_headers, self.api_key, self._custom_headers)
+
     try:
         from anthropic._streaming import SSEDecoder
     except ImportError:  # a future SDK moved it: no watchdog, the SDK's own behaviour
-        class _Plain(anthropic.Anthropic):
+        class _Plain(_Keyed):
             def __init__(self, *, idle_limit: float = 0.0, **kwargs: Any) -> None:
                 super().__init__(**kwargs)
 
@@ -511,12 +536,14 @@ def _client_class() -> Callable[..., anthropic.Anthropic]:
                     raise httpx2.ReadTimeout(f"only pings for {now - self._progress:.0f}s")
             return event
 
-    class _Anthropic(anthropic.Anthropic):
+    class _Anthropic(_Keyed):
         def __init__(self, *, idle_limit: float = 0.0, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._chatcli_idle_limit = idle_limit
 
-        def _make_sse_decoder(self):  # type: ignore[no-untyped-def]
+        # Newer 2.x releases pass the request options (`_make_sse_decoder(options)`), older
+        # ones nothing: accept both.
+        def _make_sse_decoder(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
             return _Decoder(self._chatcli_idle_limit)
 
     _CLIENT_CLASS = _Anthropic
