@@ -453,7 +453,7 @@ class Session:
         """Sleep in steps of at most a second, yielding the time left (a countdown that Ctrl-C stops)."""
         left = delay
         while left > 0:
-            yield Retrying(attempt=attempt, delay=left, cause=cause)
+            yield Retrying(attempt=attempt, delay=left, cause=cause, attempts=self.retry_policy.max_retries + 1)
             step = min(1.0, left)
             self._sleep(step)
             left -= step

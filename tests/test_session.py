@@ -118,6 +118,13 @@ def test_retry_before_first_token_with_visible_countdown() -> None:
     assert len(fake.calls) == 3 and events[-1] == Finish("stop")
 
 
+def test_retry_events_say_out_of_how_many_attempts() -> None:
+    fake = FakeProvider(scripts=[[err("overloaded")], [err("overloaded")], [TextDelta("ok"), Finish("stop")]])
+    session = Session(fake, model="m", sleep=lambda s: None, retry=RetryPolicy(max_retries=3))
+    waits = [e for e in drain(session, "q") if isinstance(e, Retrying)]
+    assert {(w.attempt, w.attempts) for w in waits} == {(2, 4), (3, 4)}  # the first try plus 3 retries
+
+
 @pytest.mark.parametrize("kind", ["auth", "not_found", "bad_request", "context_length", "quota"])
 def test_non_retryable_errors_are_not_retried(kind: str) -> None:
     fake = FakeProvider(scripts=[[err(kind)], [TextDelta("never")]])

@@ -480,5 +480,17 @@ def stream_failure_detail(exc: BaseException, config: ProviderConfig) -> str:
     return f"connection lost ({_transport_reason(exc).strip(' ()') or name})"
 
 
+def unknown_finish_detail(raw: str) -> str:
+    """The `Finish("incomplete")` detail for a finish reason chatcli does not know: it is no
+    promise that the reply is complete (issue 16), so it is shown raw and the reply is partial."""
+    return f"the server ended the reply with a finish reason chatcli does not know ({clean_raw(raw)})"
+
+
+def clean_raw(raw: str) -> str:
+    """A server's finish reason, short and on one line (the views sanitize it again)."""
+    text = " ".join(str(raw).split())
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def usage_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -462,8 +462,11 @@ def _finish(state: _State) -> Finish:
     raw = state.stop_reason
     if raw is None:
         return Finish("incomplete", detail="the stream ended without a stop reason")
-    # An unknown stop reason is still the API saying the message is done: `stop`, raw kept.
-    reason = _STOP.get(raw, "stop")
+    reason = _STOP.get(raw)
+    if reason is None:
+        # A value chatcli does not know is no promise that the message is complete: partial,
+        # raw kept for the footer and the history (_with_tool_calls does not touch it).
+        return Finish("incomplete", raw=raw, detail=common.unknown_finish_detail(raw))
     detail = state.stop_detail if reason == "content_filter" else None
     return Finish(reason, raw=raw, detail=detail)
 

@@ -240,7 +240,7 @@ class PanelView:
             self._usage = event
         elif isinstance(event, Retrying):
             with self._lock:
-                line = retry_line(event.attempt, event.delay, event.cause)
+                line = retry_line(event.attempt, event.delay, event.cause, event.attempts)
                 if self._err_tty and not self._started:
                     self._status = line  # the transient status line counts down in place
                     self._draw_status()
