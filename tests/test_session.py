@@ -271,6 +271,27 @@ def test_trimmer_notice_is_shown() -> None:
     assert [m.content for m in fake.calls[-1].messages] == ["b"]
 
 
+def test_a_request_that_cannot_fit_is_warned_about_before_it_is_sent() -> None:
+    from chatcli.context import make_trimmer
+
+    seen: list[str] = []
+
+    class Watching(FakeProvider):
+        def stream(self, messages, **kw):  # type: ignore[no-untyped-def, override]
+            seen.append("request")
+            return super().stream(messages, **kw)
+
+    fake = Watching().reply("ok")
+    session = Session(fake, model="m", trimmer=make_trimmer(128_000, None))
+    for event in session.send("z" * 5_000_000):
+        if isinstance(event, Notice):
+            seen.append(event.text)
+    warnings = [s for s in seen if s.startswith("warning:")]
+    assert len(warnings) == 1 and "context window" in warnings[0]
+    assert seen.index(warnings[0]) < seen.index("request")  # before the request, not after
+    assert session.turns[-1].content == "ok"  # and sent all the same
+
+
 def test_model_switch_keeps_history() -> None:
     first = FakeProvider(name="one").reply("from one")
     second = FakeProvider(name="two").reply("from two")
