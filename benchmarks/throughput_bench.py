@@ -162,8 +162,9 @@ class Server:
 
 def piped(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Run with stdout a pipe, drained; (exit time, bytes read)."""
+    # cwd: `python -m chatcli` puts the working directory first on sys.path, before PYTHONPATH
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd=env["HOME"])
     assert proc.stdout is not None
     seen = 0
     while chunk := os.read(proc.stdout.fileno(), 1 << 20):
@@ -179,7 +180,7 @@ def in_pty(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Run in a 100x40 pseudo-terminal, the output drained as it comes; (exit time, bytes read)."""
     import pexpect
 
-    child = pexpect.spawn(cmd[0], cmd[1:], env=env, dimensions=(40, 100), timeout=None)
+    child = pexpect.spawn(cmd[0], cmd[1:], env=env, dimensions=(40, 100), timeout=None, cwd=env["HOME"])
     seen = 0
     try:
         while True:
