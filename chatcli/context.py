@@ -177,13 +177,37 @@ def prompt_budget(context_window: int, max_tokens: int | None) -> int:
 
 def make_trimmer(context_window: int | None, max_tokens: int | None) -> Trimmer:
     """The session's Trimmer for this window (None: a trimmer that keeps everything)."""
+    return WindowTrimmer(context_window, max_tokens)
 
-    def trim(messages: Sequence[Message], system: str | None) -> tuple[list[Message], int]:
-        if context_window is None or not messages:
+
+class WindowTrimmer:
+    """`trim_messages` for one window, plus `overflow()`: the warning for a request that still
+    does not fit once trimmed (the question alone is too big -- a 5 MB stdin). Nothing is
+    refused: the estimate is conservative and the server has the last word (its context-length
+    error), but the user is told before the request goes, not after minutes of upload."""
+
+    def __init__(self, context_window: int | None, max_tokens: int | None) -> None:
+        self.context_window = context_window
+        self.max_tokens = max_tokens
+
+    def __call__(self, messages: Sequence[Message], system: str | None) -> tuple[list[Message], int]:
+        if self.context_window is None or not messages:
             return list(messages), 0
-        return trim_messages(messages, system, prompt_budget(context_window, max_tokens))
+        return trim_messages(messages, system, prompt_budget(self.context_window, self.max_tokens))
 
-    return trim
+    def overflow(self, messages: Sequence[Message], system: str | None) -> str | None:
+        """A one-line warning when the (trimmed) request cannot fit the known window, else None."""
+        window = self.context_window
+        if window is None or not messages:
+            return None
+        budget = prompt_budget(window, self.max_tokens)
+        estimate = estimate_messages(messages, system)
+        if estimate <= budget:
+            return None
+        room = "" if estimate > window else " with room for the reply"
+        return (f"warning: this request is about {estimate:,} tokens by chatcli's estimate, more than the "
+                f"model's {window:,}-token context window holds{room}; sending it anyway, the server "
+                "may refuse or cut it")
 
 
 def trim_messages(messages: Sequence[Message], system: str | None, budget: int) -> tuple[list[Message], int]:

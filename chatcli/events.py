@@ -168,11 +168,13 @@ class Finish:
 
 @dataclass(frozen=True)
 class Retrying:
-    """The session is waiting `delay` seconds (time left) before attempt number `attempt`."""
+    """The session is waiting `delay` seconds (time left) before attempt number `attempt` of
+    `attempts` (None: not known)."""
 
     attempt: int
     delay: float
     cause: str
+    attempts: int | None = None
 
 
 Event = TextDelta | ReasoningDelta | ToolCallDelta | ToolCall | Usage | Finish | Retrying

@@ -268,6 +268,10 @@ class Session:
                     f"{dropped} oldest message{'s' if dropped != 1 else ''} left out of this request "
                     "to fit the model's context window (they stay in the saved history)"
                 )
+            overflow = getattr(self.trimmer, "overflow", None)  # context.WindowTrimmer's
+            warning = overflow(messages, self.system) if callable(overflow) else None
+            if warning:
+                yield Notice(warning)
         if continuing is not None:
             reply = continuing
             joiner: _OverlapJoiner | None = _OverlapJoiner(reply.content) if (
@@ -277,6 +281,12 @@ class Session:
             self.turns.append(reply)
             joiner = None
         base_out = reply.output_tokens or 0
+        # The reply's text and reasoning grow in locals, put on the turn when the stream ends
+        # (`finally` below, before it is recorded): `reply.content += text` on the attribute
+        # copies the whole text at every delta (CPython extends a str in place only when a
+        # local holds its one reference), which made a 10 MB reply quadratic. One str, not a
+        # list of pieces: millions of small str objects cost ~50 bytes each in peak memory.
+        content, reasoning = reply.content, reply.reasoning
         started = self._clock()
         finish: Finish | None = None
         failure: BaseException | None = None
@@ -305,14 +315,14 @@ class Session:
                                     if continuing is None:
                                         reply.ttft = self._clock() - started
                                 if text:
-                                    reply.content += text
+                                    content += text
                                     yield TextDelta(text)
                                 continue
                             if isinstance(event, ReasoningDelta):
                                 if not got_content and continuing is None:
                                     reply.ttft = self._clock() - started
                                 got_content = True
-                                reply.reasoning += event.text
+                                reasoning += event.text
                             elif isinstance(event, Usage):
                                 if event.input_tokens is not None:
                                     reply.input_tokens = event.input_tokens
@@ -329,7 +339,7 @@ class Session:
                                 if joiner:
                                     rest = joiner.flush()
                                     if rest:
-                                        reply.content += rest
+                                        content += rest
                                         yield TextDelta(rest)
                                 if reply.tool_calls and event.reason in ("stop", "tool_calls"):
                                     # Decided by the calls collected, not the reason: some servers
@@ -371,6 +381,7 @@ class Session:
             failure = exc
             raise
         finally:
+            reply.content, reply.reasoning = content, reasoning
             kept = self._settle(reply, finish, failure, started, continuing, got_content, joiner)
         return reply if kept else None
 
@@ -405,7 +416,7 @@ class Session:
         """Sleep in steps of at most a second, yielding the time left (a countdown that Ctrl-C stops)."""
         left = delay
         while left > 0:
-            yield Retrying(attempt=attempt, delay=left, cause=cause)
+            yield Retrying(attempt=attempt, delay=left, cause=cause, attempts=self.retry_policy.max_retries + 1)
             step = min(1.0, left)
             self._sleep(step)
             left -= step

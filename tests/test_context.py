@@ -159,3 +159,29 @@ def test_conversation_tokens_calibrated_by_usage() -> None:
     assert conversation_tokens(turns) == 150 + 90 + 10 + MESSAGE_OVERHEAD
     assert conversation_tokens(turns[:1], "s" * 40) == 100 + 10 + 2 * MESSAGE_OVERHEAD
     assert conversation_tokens([]) == 0
+
+
+# -- a request that cannot fit: warned before it is sent (issue 16, item 16) -------------------
+
+
+def test_overflow_warns_for_a_question_bigger_than_the_window() -> None:
+    trim = make_trimmer(128_000, None)
+    huge = [Message("user", "x" * 5_000_000)]  # a 5 MB stdin: ~1.25M tokens by the estimate
+    kept, dropped = trim(huge, None)
+    assert (kept, dropped) == (huge, 0)  # never dropped, never refused
+    warning = trim.overflow(kept, None)  # type: ignore[attr-defined]
+    assert warning is not None and warning.startswith("warning:")
+    assert "1,250,004 tokens" in warning and "128,000-token context window" in warning
+    assert "sending it anyway" in warning
+
+
+def test_overflow_is_quiet_when_it_fits_or_the_window_is_unknown() -> None:
+    small = [Message("user", "hello " * 100)]
+    assert make_trimmer(128_000, None).overflow(small, "be brief") is None  # type: ignore[attr-defined]
+    assert make_trimmer(None, None).overflow([Message("user", "x" * 5_000_000)], None) is None  # type: ignore[attr-defined]
+
+
+def test_overflow_names_the_reply_room_when_only_that_is_missing() -> None:
+    # 7,800 tokens fit an 8,192 window but not with 1,000 kept for the reply
+    warning = make_trimmer(8_192, 1_000).overflow([Message("user", "y" * 31_184)], None)  # type: ignore[attr-defined]
+    assert warning is not None and "with room for the reply" in warning

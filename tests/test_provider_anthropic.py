@@ -167,7 +167,6 @@ def test_prefill_trailing_whitespace_is_stripped(provider: AnthropicProvider, ss
     ("tool_use", "tool_calls"),
     ("pause_turn", "pause_turn"),
     ("refusal", "content_filter"),
-    ("future_reason", "stop"),  # unknown value: still a finish signal, raw kept
 ])
 def test_stop_reason_mapping(provider: AnthropicProvider, sse_server: SSEServer,
                              raw: str, reason: str) -> None:
@@ -175,6 +174,14 @@ def test_stop_reason_mapping(provider: AnthropicProvider, sse_server: SSEServer,
     events = run(provider)
     assert text_of(events) == "abc"
     assert finish_of(events) == Finish(reason, raw=raw)  # type: ignore[arg-type]
+
+
+def test_unknown_stop_reason_is_partial_and_kept_raw(provider: AnthropicProvider, sse_server: SSEServer) -> None:
+    # Not a promise of completeness (issue 16): `incomplete`, the raw value kept and explained.
+    sse_server.add(Reply.sse(anthropic_events(["abc"], stop_reason="future_reason")))
+    finish = finish_of(run(provider))
+    assert (finish.reason, finish.raw) == ("incomplete", "future_reason")
+    assert "does not know (future_reason)" in (finish.detail or "")
 
 
 def test_refusal_carries_the_explanation(provider: AnthropicProvider, sse_server: SSEServer) -> None:

@@ -148,7 +148,9 @@ def test_optional_parameters_are_left_out(sse_server: SSEServer) -> None:
     ("content_filter", "content_filter"),
     ("tool_calls", "tool_calls"),
     ("function_call", "tool_calls"),
-    ("eos", "stop"),  # unknown value: still a finish signal, raw kept
+    ("eos", "stop"),  # llama.cpp / TGI: the end-of-sequence token, raw kept
+    ("eos_token", "stop"),
+    ("end_turn", "stop"),
 ])
 def test_finish_reason_mapping(provider: OpenAIProvider, sse_server: SSEServer,
                                raw: str, reason: str) -> None:
@@ -156,6 +158,14 @@ def test_finish_reason_mapping(provider: OpenAIProvider, sse_server: SSEServer,
     events = run(provider)
     assert text_of(events) == "abc"
     assert finish_of(events) == Finish(reason, raw=raw)  # type: ignore[arg-type]
+
+
+def test_unknown_finish_reason_is_partial_and_kept_raw(provider: OpenAIProvider, sse_server: SSEServer) -> None:
+    # Not a promise of completeness (issue 16): `incomplete`, the raw value kept and explained.
+    sse_server.add(Reply.sse(openai_chunks(["abc"], finish="weird")))
+    finish = finish_of(run(provider))
+    assert (finish.reason, finish.raw) == ("incomplete", "weird")
+    assert "does not know (weird)" in (finish.detail or "")
 
 
 def test_empty_choices_chunks_are_skipped(provider: OpenAIProvider, sse_server: SSEServer) -> None:

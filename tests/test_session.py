@@ -118,6 +118,13 @@ def test_retry_before_first_token_with_visible_countdown() -> None:
     assert len(fake.calls) == 3 and events[-1] == Finish("stop")
 
 
+def test_retry_events_say_out_of_how_many_attempts() -> None:
+    fake = FakeProvider(scripts=[[err("overloaded")], [err("overloaded")], [TextDelta("ok"), Finish("stop")]])
+    session = Session(fake, model="m", sleep=lambda s: None, retry=RetryPolicy(max_retries=3))
+    waits = [e for e in drain(session, "q") if isinstance(e, Retrying)]
+    assert {(w.attempt, w.attempts) for w in waits} == {(2, 4), (3, 4)}  # the first try plus 3 retries
+
+
 @pytest.mark.parametrize("kind", ["auth", "not_found", "bad_request", "context_length", "quota"])
 def test_non_retryable_errors_are_not_retried(kind: str) -> None:
     fake = FakeProvider(scripts=[[err(kind)], [TextDelta("never")]])
@@ -262,6 +269,27 @@ def test_trimmer_notice_is_shown() -> None:
     assert Notice("2 oldest messages left out of this request to fit the model's context window "
                   "(they stay in the saved history)") in events
     assert [m.content for m in fake.calls[-1].messages] == ["b"]
+
+
+def test_a_request_that_cannot_fit_is_warned_about_before_it_is_sent() -> None:
+    from chatcli.context import make_trimmer
+
+    seen: list[str] = []
+
+    class Watching(FakeProvider):
+        def stream(self, messages, **kw):  # type: ignore[no-untyped-def, override]
+            seen.append("request")
+            return super().stream(messages, **kw)
+
+    fake = Watching().reply("ok")
+    session = Session(fake, model="m", trimmer=make_trimmer(128_000, None))
+    for event in session.send("z" * 5_000_000):
+        if isinstance(event, Notice):
+            seen.append(event.text)
+    warnings = [s for s in seen if s.startswith("warning:")]
+    assert len(warnings) == 1 and "context window" in warnings[0]
+    assert seen.index(warnings[0]) < seen.index("request")  # before the request, not after
+    assert session.turns[-1].content == "ok"  # and sent all the same
 
 
 def test_model_switch_keeps_history() -> None:

@@ -265,6 +265,12 @@ def _describe(kind: ErrorKind, status: int | None, text: str, config: ProviderCo
               placeholder_key: bool) -> str:
     http = f" (HTTP {status})" if status else ""
     said = f": {text}" if text else ""
+    header = missing_header(text) if kind in ("auth", "bad_request") else None
+    if header is not None:
+        # The server says which header it did not get: the key may well be right (a gateway
+        # that reads another header than the SDK sends), so the key is not blamed.
+        return (f"the server asked for a {header!r} header that was not sent{http}{said}; set it in this "
+                f"provider's headers (headers = {{ \"{header}\" = \"${{VAR}}\" }})")
     if kind == "auth":
         if placeholder_key:
             return f"the server wants an API key{http}{said}; set {key_env(config)}"
@@ -281,6 +287,31 @@ def _describe(kind: ErrorKind, status: int | None, text: str, config: ProviderCo
             who = f"the model {model!r}" if model else "the model"
             return f"{who} does not accept {refused}{http}{said}; attach text, or choose a model that takes {refused}"
     return f"{_PLAIN_CAUSES.get(kind, 'server error')}{http}{said}"
+
+
+# "missing x-api-key header", "Missing required header: api-key", "x-api-key header is required",
+# "header 'Ocp-Apim-Subscription-Key' is missing", "No api-key header": a header name is one token.
+_HEADER = r"[`'\"]?([A-Za-z][A-Za-z0-9_-]{1,63})[`'\"]?"
+_MISSING_HEADER = (
+    re.compile(rf"\b(?:missing|no|without)(?: required| the| an?)? {_HEADER} header\b", re.IGNORECASE),
+    re.compile(rf"\bmissing (?:required |the )?(?:http )?header:? {_HEADER}", re.IGNORECASE),
+    re.compile(rf"\bheader:? {_HEADER} (?:is |was )?(?:missing|required|not (?:set|provided|present|found))",
+               re.IGNORECASE),
+    re.compile(rf"\b{_HEADER} header (?:is |was )?(?:missing|required|not (?:set|provided|present|found))",
+               re.IGNORECASE),
+)
+_NOT_HEADER_NAMES = frozenset({"the", "a", "an", "is", "was", "auth", "authentication", "credential", "credentials",
+                               "required", "http", "request", "authorization", "bearer"})
+
+
+def missing_header(text: str) -> str | None:
+    """The header a server's error text says it did not get (e.g. `x-api-key`), or None.
+    `Authorization` is left out: a missing one means no key at all, which the key advice covers."""
+    for pattern in _MISSING_HEADER:
+        match = pattern.search(text)
+        if match and match.group(1).lower() not in _NOT_HEADER_NAMES:
+            return match.group(1)
+    return None
 
 
 _KIND_WORDS = (("images", r"image|vision|image_url"), ("PDFs", r"pdf|document|file"))
@@ -445,6 +476,18 @@ def stream_failure_detail(exc: BaseException, config: ProviderConfig) -> str:
     if "Timeout" in name:
         return f"connection lost: no data from the server for {config.timeout:g}s"
     return f"connection lost ({_transport_reason(exc).strip(' ()') or name})"
+
+
+def unknown_finish_detail(raw: str) -> str:
+    """The `Finish("incomplete")` detail for a finish reason chatcli does not know: it is no
+    promise that the reply is complete (issue 16), so it is shown raw and the reply is partial."""
+    return f"the server ended the reply with a finish reason chatcli does not know ({clean_raw(raw)})"
+
+
+def clean_raw(raw: str) -> str:
+    """A server's finish reason, short and on one line (the views sanitize it again)."""
+    text = " ".join(str(raw).split())
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def usage_int(value: Any) -> int | None:

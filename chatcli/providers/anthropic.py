@@ -462,10 +462,33 @@ def _finish(state: _State) -> Finish:
     raw = state.stop_reason
     if raw is None:
         return Finish("incomplete", detail="the stream ended without a stop reason")
-    # An unknown stop reason is still the API saying the message is done: `stop`, raw kept.
-    reason = _STOP.get(raw, "stop")
+    reason = _STOP.get(raw)
+    if reason is None:
+        # A value chatcli does not know is no promise that the message is complete: partial,
+        # raw kept for the footer and the history (_with_tool_calls does not touch it).
+        return Finish("incomplete", raw=raw, detail=common.unknown_finish_detail(raw))
     detail = state.stop_detail if reason == "content_filter" else None
     return Finish(reason, raw=raw, detail=detail)
+
+
+def _with_x_api_key(auth: dict[str, str], key: str | None, custom: Any) -> dict[str, str]:
+    """The SDK's auth headers plus `x-api-key`.
+
+    anthropic 2.x sends the key only as `Authorization: Bearer`; the Messages API has always
+    taken `x-api-key`, and gateways and proxies that check only that header answer 401 "missing
+    x-api-key header" without it (issue 16). Both are sent, so either kind of server works. Not
+    added when the config's `headers` set `x-api-key` themselves (any casing), nor when there is
+    no real key (the placeholder) and the headers carry a credential of their own: a gateway that
+    reads `x-api-key` first must not see the placeholder there. Computed from the client's own
+    key, so the warm-up's rehearsal copy (`with_options(api_key=...)`) sends its placeholder,
+    never the user's key.
+    """
+    names = {str(name).lower() for name in (custom or {})}
+    if not key or "x-api-key" in names:
+        return auth
+    if key == common.PLACEHOLDER_KEY and names & {"authorization", "api-key"}:
+        return auth
+    return {**auth, "x-api-key": key}
 
 
 _CLIENT_CLASS: type | None = None
@@ -483,10 +506,15 @@ def _client_class() -> Callable[..., anthropic.Anthropic]:
 
     if _CLIENT_CLASS is not None:
         return _CLIENT_CLASS
+    class _Keyed(anthropic.Anthropic):
+        @property
+        def auth_headers(self) -> dict[str, str]:
+            return _with_x_api_key(super().auth_headers, self.api_key, self._custom_headers)
+
     try:
         from anthropic._streaming import SSEDecoder
     except ImportError:  # a future SDK moved it: no watchdog, the SDK's own behaviour
-        class _Plain(anthropic.Anthropic):
+        class _Plain(_Keyed):
             def __init__(self, *, idle_limit: float = 0.0, **kwargs: Any) -> None:
                 super().__init__(**kwargs)
 
@@ -511,7 +539,7 @@ def _client_class() -> Callable[..., anthropic.Anthropic]:
                     raise httpx2.ReadTimeout(f"only pings for {now - self._progress:.0f}s")
             return event
 
-    class _Anthropic(anthropic.Anthropic):
+    class _Anthropic(_Keyed):
         def __init__(self, *, idle_limit: float = 0.0, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._chatcli_idle_limit = idle_limit

@@ -240,7 +240,9 @@ class LocalProvider:
         yield Usage(input_tokens=counter.prompt, output_tokens=output)
         reason = _FINISH.get(raw)
         if reason is None:
-            yield Finish("error", raw=raw, detail=f"unknown finish reason {raw!r} from llama.cpp")
+            # Not known, so not a promise of completeness: partial, shown raw (as the SDK providers do).
+            yield Finish("incomplete", raw=raw,
+                         detail=f"llama.cpp ended the reply with a finish reason chatcli does not know ({raw})")
         else:
             yield Finish(reason, raw=raw)
 

@@ -60,6 +60,12 @@ _FINISH: dict[str, FinishReason] = {
     "model_length": "length",  # vLLM: hit the model's context length
     "abort": "error",  # vLLM aborted the request
     "error": "error",
+    "eos": "stop",  # llama.cpp and TGI: the end-of-sequence token
+    "eos_token": "stop",  # TGI
+    "stop_sequence": "stop",  # TGI, and gateways that pass Anthropic's values through
+    "end_turn": "stop",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
 }
 
 # A delta's reasoning text: DeepSeek/vLLM/llama.cpp send `reasoning_content`, OpenRouter and
@@ -359,11 +365,13 @@ def _finish(state: _State) -> Finish:
     raw = state.finish_raw
     if raw is None:
         return Finish("incomplete", detail="the stream ended without a finish reason")
-    # An unknown value (llama.cpp/TGI `eos`, ...) is still the server saying the reply is done:
-    # `stop`, with the raw value kept for the footer and the history.
-    reason = _FINISH.get(raw, "stop")
-    if reason == "stop" and state.tool_call:
-        reason = "tool_calls"  # Ollama and others say `stop` after a tool call
+    reason = _FINISH.get(raw)
+    if state.tool_call and reason in ("stop", None):
+        reason = "tool_calls"  # Ollama and others say `stop` after a tool call: the calls decide
+    if reason is None:
+        # A value chatcli does not know is no promise that the reply is complete: partial, with
+        # the raw value shown (the footer) and kept (the history).
+        return Finish("incomplete", raw=raw, detail=common.unknown_finish_detail(raw))
     return Finish(reason, raw=raw)
 
 

@@ -283,6 +283,10 @@ def _line_ns(line: str) -> int:
     return sum(1 for ch in line if not ch.isspace())
 
 
+#: Committed text kept in front of the tail before `TailBlocks.append` drops it.
+_COMPACT_AT = 1 << 14
+
+
 class TailBlocks:
     """The fast3 state machine (see the module docstring). Feed sanitized text, call `frame()`.
 
@@ -309,7 +313,19 @@ class TailBlocks:
         self._prev_cache: dict[tuple[str, bool, bool], Rows] = {}
 
     def append(self, text: str) -> None:
-        self.text += text
+        # `self.text += text` copies the whole string (an attribute is a second reference, so
+        # CPython cannot extend it in place): with the whole reply kept that is O(reply) per
+        # frame, quadratic over a 10 MB reply. Only `text[tail_off:]` is ever read again, so the
+        # committed part is dropped once it is most of the string: the copy stays O(tail).
+        shift = self.tail_off
+        if shift >= _COMPACT_AT and 2 * shift >= len(self.text):
+            self.text = self.text[shift:] + text
+            self.tail_off = 0
+            start, cut = self._boundary_key
+            if start >= 0:
+                self._boundary_key = (start - shift, cut)
+        else:
+            self.text += text
 
     def _parse(self, src: str) -> list[Token]:
         """`MD.parse` memoized for the last few sources: one frame asks for the same complete-line

@@ -49,6 +49,10 @@ def describe_finish(finish: Finish, *, where: Where = "chat", has_text: bool = T
         warning = "interrupted — partial reply kept" if has_text else "cancelled before any reply arrived"
     elif reason == "error":
         warning = f"the stream failed: {detail or 'unknown error'}" + (" — partial reply kept" if has_text else "")
+    elif raw:
+        # "incomplete" with the server's own value: a finish reason chatcli does not know. The
+        # provider's detail says so; the summary above shows the value raw.
+        warning = f"{detail or f'unknown finish reason ({raw})'} — the reply may be incomplete"
     else:  # "incomplete", or anything new: never claim completeness
         warning = "the stream ended without a finish signal — the reply may be truncated"
     return summary, warning
@@ -72,6 +76,7 @@ def format_stats(usage: Usage | None, ttft: float | None, gen_seconds: float | N
     return " · ".join(parts)
 
 
-def retry_line(attempt: int, delay: float, cause: str) -> str:
-    """The countdown shown while the session waits before another attempt."""
-    return f"{sanitize_line(cause)} — retrying in {max(0, round(delay))} s (attempt {attempt})"
+def retry_line(attempt: int, delay: float, cause: str, attempts: int | None = None) -> str:
+    """The countdown shown while the session waits before another attempt (`attempt 2 of 4`)."""
+    of = f" of {attempts}" if attempts else ""
+    return f"{sanitize_line(cause)} — retrying in {max(0, round(delay))} s (attempt {attempt}{of})"

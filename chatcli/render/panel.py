@@ -102,6 +102,10 @@ def border_row(left: str, label: str, right: str, width: int, style: Style, cs: 
     return style.render(line, color_system=cs) if cs else line  # type: ignore[arg-type]
 
 
+#: The most reply text one pass of the engine takes (see `_frame`).
+FRAME_SLICE = 1 << 16
+
+
 class _Reasoning:
     """Reasoning text: plain dim rows. Complete source lines are final, so they commit at once."""
 
@@ -240,7 +244,7 @@ class PanelView:
             self._usage = event
         elif isinstance(event, Retrying):
             with self._lock:
-                line = retry_line(event.attempt, event.delay, event.cause)
+                line = retry_line(event.attempt, event.delay, event.cause, event.attempts)
                 if self._err_tty and not self._started:
                     self._status = line  # the transient status line counts down in place
                     self._draw_status()
@@ -412,11 +416,22 @@ class PanelView:
                 (ra, _), _ = self._reason.frame(r, live_rows, final=True)
                 commit += ra
                 commit.append(r.blank)
-        if text:
-            engine.append(text)
         if self._answer:
-            (ca, _), live = engine.frame(live_rows, final)
-            commit += ca
+            # At most FRAME_SLICE characters go through the engine at a time: a frame that finds
+            # megabytes pending (a fast stream, a slow frame before it) would otherwise render
+            # them as one live block, and the rows of a 1 MB paragraph cost ~100 MB at once.
+            # Same work in total; only the last slice's live rows are painted.
+            start = 0
+            while True:
+                piece = text[start:start + FRAME_SLICE]
+                start += len(piece)
+                last = start >= len(text)
+                if piece:
+                    engine.append(piece)
+                (ca, _), live = engine.frame(live_rows, final and last)
+                commit += ca
+                if last:
+                    break
         elif self._reason.text:
             (ca, _), live = self._reason.frame(r, live_rows, final)
             commit += ca

@@ -151,7 +151,7 @@ class PlainView:
             self._err_line(f"warning: {warning}", style=_YELLOW)
 
     def _on_retry(self, event: Retrying) -> None:
-        line = retry_line(event.attempt, event.delay, event.cause)
+        line = retry_line(event.attempt, event.delay, event.cause, event.attempts)
         if self._err_tty:
             # A countdown re-sent every second: overwrite one transient line in place.
             self._write_err(("\r\x1b[K" if self._status_shown else "") + self._styled(line, _DIM))

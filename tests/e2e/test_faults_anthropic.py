@@ -92,7 +92,7 @@ CASES = [
     case("A3-error-before-any-delta-retried",
          (Reply.sse([anthropic_events([])[0], anthropic_error("overloaded_error", "Overloaded")]),
           Reply.sse(anthropic_events(["Hel", "lo"]))),
-         Expect(0, "Hello\n", (r".*[Oo]verloaded.* — retrying in T \(attempt 2\)", footer("stop")), 2,
+         Expect(0, "Hello\n", (r".*[Oo]verloaded.* — retrying in T \(attempt 2 of [0-9]+\)", footer("stop")), 2,
                 (USER, ("assistant", "Hello", "stop")), 2)),
     case("A3b-error-before-any-delta-gives-up",
          (Reply.sse([anthropic_events([])[0], anthropic_error("overloaded_error", "Overloaded")]),

@@ -19,6 +19,8 @@ Public API (kept stable for the CLI, REPL and end-to-end tests):
     ``url``            ``http://127.0.0.1:PORT`` (no trailing slash)
     ``openai_url``     ``url + "/v1"``, the OpenAI-style ``base_url``
     ``anthropic_url``  ``url``, the Anthropic-style ``base_url`` (the SDK appends ``/v1/messages``)
+    ``guard``          optional ``Callable[[Recorded], Reply | None]``: a Reply it returns answers
+                       the request instead of the queue (a gateway refusing a missing header).
     ``add(*replies)``  queue replies, played one per request in order (any path). When the queue
                        is empty ``default`` is played; with no default the server answers 500 with a
                        JSON error saying the script ran out (so a test fails loudly, never hangs).
@@ -84,7 +86,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -496,6 +498,10 @@ class SSEServer:
     disconnects: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
     disconnected: threading.Event = field(default_factory=threading.Event)
+    #: Called with each request before the queue: a Reply it returns is played instead (the
+    #: queue is left as it is), None lets the request through -- e.g. a gateway's 401 for
+    #: requests without some header.
+    guard: Callable[[Recorded], Reply | None] | None = None
 
     def __post_init__(self) -> None:
         self._queue: list[Reply] = []
@@ -557,6 +563,7 @@ class SSEServer:
         Replies still being played for an earlier test no longer report into the new lists."""
         with self._lock:
             self._generation += 1
+            self.guard = None
             self._queue.clear()
             self.requests.clear()
             self.disconnects.clear()
@@ -589,6 +596,9 @@ class SSEServer:
             self.requests.append(request)
             index = len(self.requests) - 1
             ticket = (self._generation, index)
+            refused = self.guard(request) if self.guard is not None else None
+            if refused is not None:
+                return ticket, refused
             if self._queue:
                 return ticket, self._queue.pop(0)
         if self.default is not None:
