@@ -1,6 +1,6 @@
 """The object graph: from Settings to the provider, the session, the store and the view.
 
-`cli.py` parses flags and calls into here; the one-shot flow (`oneshot.py`) and the REPL get an
+`cli.py` parses flags and calls into here; the one-shot flow (`cli/ask.py`) and the REPL get an
 `App` and ask it for collaborators, so neither knows how settings turn into objects. Everything
 heavy (an SDK, rich, SQLite) is imported by the method that needs it, never at module level:
 `chatcli models` or `config show` must not pay for an SDK.

@@ -24,7 +24,7 @@ What `load(spec)` accepts (docs/architecture.md, "Attachments and roles"):
 
 Limits, each a one-line `InputError` before any request: missing or unreadable file, a directory,
 an image over 20 MB, a PDF over 32 MB, a text file over 10 MB (piped stdin's limit,
-`chatcli.stdin.MAX_BYTES`), more than 20 attachments in one message (`check_count`). Sizes are
+`chatcli.cli.stdin.MAX_BYTES`), more than 20 attachments in one message (`check_count`). Sizes are
 checked from `fstat` before the body is read, so a 2 GB file costs nothing. MB here is 10^6 bytes,
 as `describe` prints them and as the providers state their limits.
 
@@ -46,10 +46,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import BinaryIO, Literal
 
+from chatcli.cli.stdin import MAX_BYTES as MAX_TEXT_BYTES
+from chatcli.cli.stdin import compose
 from chatcli.errors import InputError
 from chatcli.events import DocumentPart, ImagePart
-from chatcli.stdin import MAX_BYTES as MAX_TEXT_BYTES
-from chatcli.stdin import compose
 
 MAX_IMAGE_BYTES = 20_000_000
 MAX_PDF_BYTES = 32_000_000
@@ -88,7 +88,7 @@ class Attachment:
     def block(self) -> str:
         """A text attachment as it goes into the message: its path, then the text fenced.
 
-        The fence rule is piped stdin's (`chatcli.stdin.compose`): one backtick longer than the
+        The fence rule is piped stdin's (`chatcli.cli.stdin.compose`): one backtick longer than the
         longest run inside, so a file full of ``` fences cannot close it early.
         """
         if self.text is None:
@@ -138,7 +138,7 @@ def _limit_for(media_type: str | None) -> tuple[int, str]:
 
 
 def _mb(limit: int) -> str:
-    # Text's limit is piped stdin's, in MiB; say it the way chatcli/stdin.py does ("10 MB").
+    # Text's limit is piped stdin's, in MiB; say it the way chatcli/cli/stdin.py does ("10 MB").
     return f"{limit // (1024 * 1024)} MB" if limit % (1024 * 1024) == 0 else f"{limit // 1_000_000} MB"
 
 

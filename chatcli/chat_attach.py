@@ -23,13 +23,13 @@ def piped_for_chat(app: App, resolved: Resolved, pending: list[Attachment]) -> s
     """`cat notes.md | chatcli`: the piped text, the chat's first message. `cat shot.png | chatcli`:
     the image (or PDF) joins `pending` and goes with the first message the user types, as a file
     given with -a would -- checked now (count, a model known not to take it: exit 2), like `ask`."""
-    from chatcli import stdin
+    from chatcli.cli import stdin
 
     text, piped = stdin.read_piped_input(app.env, app.settings.stdin_timeout, have_argument=True)
     if piped is None:
         return text
     from chatcli import attachments
-    from chatcli.oneshot import check_vision
+    from chatcli.cli.ask import check_vision
 
     attachments.check_count([*pending, piped])
     check_vision([piped], resolved)

@@ -440,8 +440,8 @@ def run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool 
 def _run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool, resume: str | None,
          continue_: bool, attach: Sequence[str]) -> int:
     from chatcli import gcpause
-    from chatcli import stdin as stdinmod
-    from chatcli.oneshot import check_vision, load_attachments
+    from chatcli.cli import stdin as stdinmod
+    from chatcli.cli.ask import check_vision, load_attachments
 
     if resume is not None or continue_:
         raise UsageError("--resume/--continue take one model: several -m compare them in a new conversation each")
@@ -505,7 +505,7 @@ def open_view(app: App, labels: Sequence[str], *, as_json: bool = False) -> Comp
 
 def to_json(lanes: Sequence[Lane]) -> str:
     """The usual `--json` object for each model, in `-m` order (plus `error` for a failed one)."""
-    from chatcli.oneshot import _UNSAFE_IN_JSON as unsafe
+    from chatcli.cli.ask import _UNSAFE_IN_JSON as unsafe
 
     items = []
     for lane in lanes:

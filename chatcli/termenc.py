@@ -126,7 +126,7 @@ def setup() -> None:
     # two escaped bytes and the request failed on them ("surrogates not allowed"). ASCII is never
     # what a terminal sends beyond 0x7f; UTF-8 reads ASCII the same and is what it sends today
     # (Python's own UTF-8 mode makes this choice for the C locale). A Latin-1 stdin is left alone:
-    # the user said so. Piped stdin is read as bytes and judged in chatcli/stdin.py.
+    # the user said so. Piped stdin is read as bytes and judged in chatcli/cli/stdin.py.
     stdin = sys.stdin
     try:
         ascii_in = stdin is not None and codecs.lookup(stdin.encoding or "utf-8").name == "ascii"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatcli import stdin
+from chatcli.cli import stdin
 from chatcli.env import Environment
 from chatcli.errors import InputError, UsageError
 

@@ -26,7 +26,7 @@ def run_chat(shared: "Shared") -> int:
     # here (the chat itself is what the user asked for): we just go on without a first message.
     pending: list[Any] = []
     if shared.attach:  # read and checked before the chat starts: a bad file is exit 2, as in `ask`
-        from chatcli.oneshot import load_attachments
+        from chatcli.cli.ask import load_attachments
 
         pending = load_attachments(app, shared.attach, resolved)
     from chatcli.chat_attach import piped_for_chat  # an image or a PDF piped in joins `pending`

@@ -18,7 +18,7 @@ What the call sees, unless `env` says otherwise:
 
 * stdin: `stdin` as a pipe's bytes (a `str` is UTF-8 encoded; `bytes` go as they are, so binary
   and Latin-1 input can be tested), or an empty pipe like `< /dev/null` when `stdin` is None.
-  It is not a TTY and has no file descriptor, so `chatcli.stdin` reads it without waiting.
+  It is not a TTY and has no file descriptor, so `chatcli.cli.stdin` reads it without waiting.
 * stdout / stderr: in-memory, not TTYs, UTF-8 (stderr with `backslashreplace`, as Python's own).
   `Result.stdout` / `.stderr` are their text, `.stdout_bytes` the exact bytes written.
 * the environment: `os.environ` with `env` applied over it (a value of None removes that
