@@ -348,12 +348,10 @@ def _resume(state: ReplState, args: str) -> Outcome:
     if session.system is None:  # no system prompt chosen here: the conversation's own applies
         session.system = next((t.system for t in reversed(turns) if t.system), None)
     state.session = session
-    replies = sum(1 for t in session.turns if t.role == "assistant")
-    state.say(f"resumed conversation {full_id}: {replies} repl{'y' if replies == 1 else 'ies'}")
-    last = session.last_reply
-    if last is not None and last.content:
-        preview = " ".join(last.content.split())
-        state.say("last reply: " + sanitize(preview[:200] + ("…" if len(preview) > 200 else "")))
+    from chatcli.resume_summary import summary_lines  # the same lines as `chatcli -c` / `-r ID`
+
+    for line in summary_lines(full_id, getattr(found, "title", None), session.turns):
+        state.say(line)
     return None
 
 

@@ -132,6 +132,7 @@ def run_repl(
     input: Input | None = None,
     output: Output | None = None,
     pending: Sequence[Attachment] = (),
+    intro: Sequence[str] = (),
 ) -> int:
     """Run the interactive chat until the user leaves; returns the exit code. See the module doc.
 
@@ -141,6 +142,9 @@ def run_repl(
 
     `store`: the history store, already open; or `open_store` to open it once the prompt is up
     (a new conversation: its recorder is attached to the session then, before any request).
+
+    `intro`: lines said before the first prompt (`chatcli -c` / `-r ID`: which conversation this is,
+    from `chatcli.resume_summary`, the same lines `/resume` prints).
 
     `input`/`output` are for tests (prompt-toolkit pipe input and DummyOutput); when given, no
     terminal detection happens and `/dev/tty` is never opened.
@@ -179,6 +183,8 @@ def run_repl(
         def say(line: str) -> None:
             print(line, file=env.stderr, flush=True)
 
+        for line in intro:  # before anything else: the prompt must not come up first
+            say(line)
         if history_path is None and settings.data_dir is not None:
             history_path = Path(settings.data_dir) / HISTORY_FILE
         if env.dumb_terminal and not given_io and env.stdin is not None and env.stdin_isatty:

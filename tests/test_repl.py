@@ -736,3 +736,32 @@ def test_no_terminal_answers_the_piped_text_and_stops(monkeypatch: pytest.Monkey
     assert "no terminal" in err.getvalue()
     code = run_repl(Session(provider, model="m"), settings=Settings(), open_view=view, env=env)
     assert code == 2
+
+
+def test_intro_lines_come_before_the_first_prompt_and_match_resume(tmp_path: Path) -> None:
+    # Issue 16 item 7: `chatcli -c` / `-r ID` pass the resumed conversation's summary as `intro`;
+    # /resume prints the same lines from the same function (chatcli/resume_summary.py).
+    from chatcli.resume_summary import stored_summary
+    from chatcli.store import Store
+
+    store = Store.open(tmp_path / "data")
+    provider = FakeProvider()
+    provider.reply("a \x1b[31mred\x1b[0m answer")
+    Harness(provider=provider, session=Session(provider, model="m1", recorder=store.recorder()),
+            store=store).run("first question" + ENTER + CTRL_D)
+    ident = store.list_conversations()[0].id
+    lines = stored_summary(store, ident, store.load_turns(ident))
+    assert lines[0] == f'resumed conversation {ident}: "first question" · 1 reply'
+    assert lines[1].startswith("last reply: a ") and "\x1b" not in lines[1]  # sanitized
+
+    err = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text(CTRL_D)
+        run_repl(Session(provider, model="m1"), settings=Settings(), open_view=lambda s: FakeView(),
+                 env=Environment(stdin=None, stdout=io.StringIO(), stderr=err), intro=lines,
+                 input=pipe, output=DummyOutput())
+    assert err.getvalue().startswith("\n".join(lines) + "\n")
+
+    h = Harness(provider=provider, session=Session(provider, model="m1"), store=store)
+    run = h.run(f"/resume {ident}" + ENTER + CTRL_D)
+    assert "\n".join(lines) in run.err

@@ -55,14 +55,19 @@ def run_chat(shared: "Shared") -> int:
         return app.provider(found.provider), found.model
 
     try:
-        return _run_chat(app, start, open_view, resolved, resolve_model, store_now, first, pending)
+        intro: list[str] = []
+        if conversation is not None:  # -c / -r ID: say which conversation, as /resume does
+            from chatcli.resume_summary import stored_summary
+
+            intro = stored_summary(app.store(), conversation.id, conversation.turns)
+        return _run_chat(app, start, open_view, resolved, resolve_model, store_now, first, pending, intro)
     finally:
         app.close_tools()  # every MCP server ends with the chat
 
 
 def _run_chat(app: "App", start: "Callable[[], Session]", open_view: "Callable[[Session], ReplyView]",
               resolved: "Resolved", resolve_model: "Callable[[str], tuple[Provider, str]]", store_now: bool,
-              first: "str | None", pending: "list[Any]") -> int:
+              first: "str | None", pending: "list[Any]", intro: "list[str] | None" = None) -> int:
     from chatcli.repl import run_repl
 
     return run_repl(
@@ -76,4 +81,5 @@ def _run_chat(app: "App", start: "Callable[[], Session]", open_view: "Callable[[
         env=app.env,
         first_message=first,
         pending=pending,
+        intro=intro or (),
     )

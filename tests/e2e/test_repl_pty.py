@@ -384,3 +384,39 @@ def test_a_plain_http_warning_is_printed_above_the_prompt(server: SSEServer, tmp
     assert finish(child) == 0
     assert screen(child).count("not HTTPS") == 1
     assert server.requests[-1].path.endswith("/chat/completions")
+
+
+def test_continue_and_resume_flags_say_which_conversation_before_the_prompt(server: SSEServer,
+                                                                            tmp_path: Path) -> None:
+    # Issue 16 item 7: `chatcli -c` / `-r ID` started silently, while /resume names the
+    # conversation. The same summary (title, reply count, last reply) now comes before the prompt.
+    server.add(reply("Paris is the", " capital"), reply("Lyon"))
+    child = spawn(server, tmp_path)
+    child.expect_exact(PROMPT)
+    child.send("capital of France?\r")
+    child.expect_exact("capital")
+    child.expect_exact(PROMPT)
+    child.send("/exit\r")
+    assert finish(child) == 0
+    saved = screen(child)
+    ident = saved.split("chatcli -r ", 1)[1].split()[0]
+
+    for flags in (["-c"], ["-r", ident[:6]]):
+        child = run_in_pty(CHATCLI, ["-m", "openai:gpt-test", *flags], chat_env(server, tmp_path))
+        child.expect_exact(PROMPT)
+        shown = screen(child)
+        child.send("/exit\r")
+        assert finish(child) == 0
+        head = shown.split(PROMPT, 1)[0]  # all of it said before the first prompt
+        assert f'resumed conversation {ident}: "capital of France?" · 1 reply' in head, shown
+        assert "last reply: Paris is the capital" in head, shown
+
+    # /resume inside the chat prints the very same lines.
+    child = spawn(server, tmp_path)
+    child.expect_exact(PROMPT)
+    child.send(f"/resume {ident}\r")
+    child.expect_exact("last reply: Paris is the capital")
+    child.expect_exact(PROMPT)
+    child.send("/exit\r")
+    assert finish(child) == 0
+    assert f'resumed conversation {ident}: "capital of France?" · 1 reply' in screen(child)
