@@ -766,6 +766,19 @@ def _key_bindings(repl: Repl, multiline: Condition) -> KeyBindings:
     def _send(event: KeyPressEvent) -> None:
         event.current_buffer.validate_and_handle()
 
+    @Condition
+    def typing_command() -> bool:
+        # "/cmd" (not "//text", a message starting with "/"): chatcli.commands.is_command, inlined
+        # because this runs on every Enter and the commands module loads after the first prompt.
+        text = get_app().current_buffer.text.lstrip()
+        return text.startswith("/") and not text.startswith("//")
+
+    # A slash command runs on Enter in either mode (issue 16 item 14): in /multiline mode Enter
+    # otherwise inserts a newline, and "/multiline" + Enter could not even switch it back off.
+    @kb.add("enter", filter=in_prompt & multiline & typing_command)
+    def _run_command(event: KeyPressEvent) -> None:
+        event.current_buffer.validate_and_handle()
+
     @kb.add("c-c", filter=in_prompt)
     def _ctrl_c(event: KeyPressEvent) -> None:
         buffer = event.current_buffer

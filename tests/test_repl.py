@@ -765,3 +765,15 @@ def test_intro_lines_come_before_the_first_prompt_and_match_resume(tmp_path: Pat
     h = Harness(provider=provider, session=Session(provider, model="m1"), store=store)
     run = h.run(f"/resume {ident}" + ENTER + CTRL_D)
     assert "\n".join(lines) in run.err
+
+
+def test_enter_runs_a_slash_command_in_multiline_mode() -> None:
+    # Issue 16 item 14: in /multiline mode Enter inserted a newline after "/multiline" too, so
+    # the command never ran. A line starting with "/" runs on Enter in either mode; "//text" is a
+    # message and keeps multiline's Enter.
+    h = Harness()
+    run = h.run("/multiline" + ENTER + "/usage" + ENTER + "//x" + ENTER + "y" + ESC_ENTER
+                + "/multiline" + ENTER + "c" + ENTER + CTRL_D)
+    assert sent(h.provider) == ["/x\ny", "c"]
+    assert "multiline on" in run.err and "multiline off" in run.err
+    assert "0 replies" in run.err or "no replies" in run.err or "replies" in run.err  # /usage ran
