@@ -29,6 +29,8 @@ from chatcli.session import Session
 from chatcli.settings import Settings
 from chatcli.turn import Turn
 
+from chatcli.spend import SpendLog
+
 if TYPE_CHECKING:
     from chatcli.attachments import Attachment
     from chatcli.history.store import Conversation
@@ -88,6 +90,8 @@ class ReplState:
     pending: list[Attachment] = field(default_factory=list)
     #: /compare and /keep (chatcli/compare.py `ChatCompare`), created by the first /compare.
     compare: Any = None
+    #: Every reply paid for in this chat, for /usage (the REPL feeds it around each reply).
+    spend: SpendLog = field(default_factory=lambda: SpendLog())
 
     def say(self, text: str = "") -> None:
         print(text, file=self.err, flush=True)
@@ -397,15 +401,18 @@ def _export_force(state: ReplState, args: str) -> Outcome:
 
 
 def _usage(state: ReplState, args: str) -> Outcome:
-    turns = state.session.turns
-    tokens_in, tokens_out = usage_totals(turns)
-    replies = sum(1 for t in turns if t.role == "assistant")
-    line = f"{replies} repl{'y' if replies == 1 else 'ies'} · {tokens_in:,} tokens in · {tokens_out:,} out"
-    cost, complete = conversation_cost(state.settings, turns)
-    if (cost or complete) and (tokens_in or tokens_out):
-        line += f" · ${cost:.4f}" + ("" if complete else " (some models have no price configured)")
-    state.say(line)
-    if not any(t.input_tokens or t.output_tokens for t in turns if t.role == "assistant") and replies:
+    """What was paid for (chatcli/spend.py): this session's replies and all of this conversation's,
+    counting the ones /retry replaced and /undo removed."""
+    from chatcli.spend import conversation_spend, describe
+
+    session_total = state.spend.session_spend(state.settings)
+    conversation = conversation_spend(state.settings, state.session, state.store,
+                                      conversation_id(state.session), state.spend)
+    state.say(describe("this session", session_total))
+    state.say(describe("this conversation", conversation))
+    replies = session_total.replies + conversation.replies
+    if replies and not (session_total.tokens_in or session_total.tokens_out
+                        or conversation.tokens_in or conversation.tokens_out):
         state.say("(the provider reported no token usage)")
     return None
 

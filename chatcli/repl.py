@@ -333,7 +333,12 @@ class Repl:
             self.warmer.settle()  # the SDK import started after the first prompt: finish it first
             gcpause.resume()  # start-up is over (chatcli/gcpause.py); usually the warm-up did this
             view = self.open_view(self.state.session)
-            run_turn(events, view)
+            session = self.state.session
+            before = self.state.spend.before(session)
+            try:
+                run_turn(events, view)
+            finally:  # an interrupted or failed reply that got usage was paid for too
+                self.state.spend.after(session, before)
         except KeyboardInterrupt:
             # Ctrl-C outside run_turn's own handler (while the view opened or closed, or a second
             # Ctrl-C while the first was being handled): the session's `finally` has recorded the

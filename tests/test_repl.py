@@ -776,4 +776,47 @@ def test_enter_runs_a_slash_command_in_multiline_mode() -> None:
                 + "/multiline" + ENTER + "c" + ENTER + CTRL_D)
     assert sent(h.provider) == ["/x\ny", "c"]
     assert "multiline on" in run.err and "multiline off" in run.err
-    assert "0 replies" in run.err or "no replies" in run.err or "replies" in run.err  # /usage ran
+    assert "this session: 0 replies" in run.err  # /usage ran, on Enter
+
+
+def _paid(provider: FakeProvider, text: str, tin: int, tout: int) -> None:
+    provider.scripts.append([TextDelta(text), Usage(input_tokens=tin, output_tokens=tout), Finish("stop", raw="stop")])
+
+
+def test_usage_counts_replies_replaced_by_retry_and_removed_by_undo(tmp_path: Path) -> None:
+    # Issue 16 item 6: /usage summed the conversation's current replies only, so a reply /retry
+    # replaced or /undo removed dropped out though it was paid for. Now: this session's spend
+    # and the conversation's (the store keeps a forgotten reply's tokens), each labelled.
+    from chatcli.store import Store
+
+    store = Store.open(tmp_path / "data")
+    provider = FakeProvider()
+    _paid(provider, "one", 100, 10)
+    _paid(provider, "two", 100, 20)
+    _paid(provider, "three", 300, 30)
+    session = Session(provider, model="m1", recorder=store.recorder())
+    h = Harness(provider=provider, session=session, store=store,
+                settings=Settings(prices={"m1": (1.0, 10.0)}))
+    run = h.run("q" + ENTER + "/retry" + ENTER + "q2" + ENTER + "/undo" + ENTER + "/usage" + ENTER + CTRL_D)
+    # All three were paid: 500 in, 60 out, (500 * 1 + 60 * 10) / 1e6 dollars.
+    assert "this session: 3 replies · 500 tokens in · 60 out · $0.0011" in run.err
+    assert "this conversation: 3 replies (2 replaced or undone) · 500 tokens in · 60 out · $0.0011" in run.err
+
+    # A later chat that resumes it: nothing spent in this session yet, the conversation's all.
+    ident = store.list_conversations()[0].id
+    h2 = Harness(provider=provider, session=Session(provider, model="m1", recorder=store.recorder()),
+                 store=store, settings=Settings(prices={"m1": (1.0, 10.0)}))
+    run2 = h2.run(f"/resume {ident}" + ENTER + "/usage" + ENTER + CTRL_D)
+    assert "this session: 0 replies · 0 tokens in · 0 out" in run2.err
+    assert "this conversation: 3 replies (2 replaced or undone) · 500 tokens in · 60 out" in run2.err
+
+
+def test_usage_without_a_store_counts_what_this_chat_dropped() -> None:
+    provider = FakeProvider()
+    _paid(provider, "one", 100, 10)
+    _paid(provider, "two", 100, 20)
+    h = Harness(provider=provider)
+    run = h.run("q" + ENTER + "/retry" + ENTER + "/usage" + ENTER + "/new" + ENTER + "/usage" + ENTER + CTRL_D)
+    assert "this conversation: 2 replies (1 replaced or undone) · 200 tokens in · 30 out" in run.err
+    assert run.err.count("this session: 2 replies · 200 tokens in · 30 out") == 2
+    assert "this conversation: 0 replies · 0 tokens in · 0 out" in run.err  # /new: a new one

@@ -555,6 +555,16 @@ class Store:
                 (conv_id,)).fetchall()
             return [_turn(row, conn) for row in rows]
 
+    def forgotten_usage(self, conv_id: str) -> list[tuple[str | None, str | None, int, int]]:
+        """(provider, model, input tokens, output tokens) of the conversation's replies that /retry
+        replaced or /undo removed: gone from its turns, but paid for (`/usage`, chatcli/spend.py)."""
+        with self._reading() as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'spent'").fetchone() is None:
+                return []  # nothing was ever forgotten in this database
+            rows = conn.execute("SELECT provider, model, input_tokens, output_tokens FROM spent "
+                                "WHERE conversation_id = ? ORDER BY rowid", (conv_id,)).fetchall()
+        return [(r[0], r[1], int(r[2] or 0), int(r[3] or 0)) for r in rows]
+
     def delete(self, conv_id: str) -> bool:
         """Delete a conversation (exact id) and its turns. True if it existed. Raises StoreError."""
         if self.read_only is not None:
@@ -680,6 +690,7 @@ class StoreRecorder:
         turn_id = turn.id
 
         def action(conn: sqlite3.Connection) -> None:
+            _keep_spend(conn, turn_id)
             conn.execute("DELETE FROM turns WHERE id = ?", (turn_id,))
             _drop_unused_blobs(conn)
 
@@ -691,6 +702,30 @@ class StoreRecorder:
 
 _CONV_SELECT = ("c.id, c.title, c.created, c.updated, c.model, c.provider, "
                 "(SELECT count(*) FROM turns t WHERE t.conversation_id = c.id)")
+
+
+# The usage of replies that were deleted from `turns` (/retry, /undo) though they were paid for.
+# Created by the first such delete rather than by a schema migration: older databases and
+# read-only ones simply have none, and the schema version (and what an older chatcli accepts)
+# stays as it is. Its rows go with their conversation (`history delete`).
+_SPENT = """CREATE TABLE IF NOT EXISTS spent (
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    provider        TEXT,
+    model           TEXT,
+    input_tokens    INTEGER,
+    output_tokens   INTEGER,
+    created         REAL NOT NULL
+)"""
+
+
+def _keep_spend(conn: sqlite3.Connection, turn_id: int) -> None:
+    """Before a reply is deleted: keep what it cost (its token counts), if it reported any."""
+    row = conn.execute("SELECT conversation_id, provider, model, input_tokens, output_tokens, created "
+                       "FROM turns WHERE id = ? AND role = 'assistant' "
+                       "AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)", (turn_id,)).fetchone()
+    if row is not None:
+        conn.execute(_SPENT)
+        conn.execute("INSERT INTO spent VALUES (?, ?, ?, ?, ?, ?)", row)
 
 
 def _connect(path: str) -> sqlite3.Connection:

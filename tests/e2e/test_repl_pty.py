@@ -277,7 +277,9 @@ def test_slash_commands_in_the_terminal(server: SSEServer, tmp_path: Path) -> No
     child.expect_exact("Again")
     child.expect_exact(PROMPT)
     child.send("/usage\r")
-    child.expect("1 reply .* 10 tokens in .* 4 out")
+    # Both replies were paid for: the one /retry replaced counts too (issue 16 item 6).
+    child.expect_exact("this session: 2 replies · 20 tokens in · 8 out")
+    child.expect_exact("this conversation: 2 replies (1 replaced or undone) · 20 tokens in · 8 out")
     child.expect_exact(PROMPT)
     child.send("/copy\r")
     # The pty is a terminal: the last reply goes to the clipboard through OSC 52 (base64 of "Again").
