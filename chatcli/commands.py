@@ -27,9 +27,8 @@ from chatcli.events import SessionEvent
 from chatcli.render.sanitize import sanitize
 from chatcli.session import Session
 from chatcli.settings import Settings
-from chatcli.turn import Turn
-
 from chatcli.spend import SpendLog
+from chatcli.turn import Turn
 
 if TYPE_CHECKING:
     from chatcli.attachments import Attachment
