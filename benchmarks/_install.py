@@ -43,7 +43,8 @@ class Install:
         self.chatcli = chatcli
 
 
-def user_install(where: Path) -> Install:
+def user_install(where: Path, source: Path = ROOT) -> Install:
+    """`source`: the checkout to install (another one's, for an A/B in the same run)."""
     venv = where / "user-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -52,7 +53,7 @@ def user_install(where: Path) -> Install:
     packages = Path(out.stdout.strip())
     deps = [p for p in site.getsitepackages() if Path(p).is_dir()]
     (packages / "deps.pth").write_text("".join(f"{p}\n" for p in deps))
-    shutil.copytree(ROOT / "chatcli", packages / "chatcli",
+    shutil.copytree(source / "chatcli", packages / "chatcli",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     # pip byte-compiles what it installs; without the .pyc files every start would compile.
     if not compileall.compile_dir(str(packages / "chatcli"), quiet=1):

@@ -98,6 +98,7 @@ if TYPE_CHECKING:
     from chatcli.commands import ConversationStore, ModelResolver, ReplState
     from chatcli.env import Environment
     from chatcli.events import Part, SessionEvent
+    from chatcli.inflight import InFlightRecorder
     from chatcli.providers.base import Provider
     from chatcli.render.base import ReplyView
     from chatcli.session import Session
@@ -309,7 +310,23 @@ class Repl:
             return
         if self.state.compare is not None and self._compared(text, parts):
             return
-        self.stream(self.state.session.send(text, parts=parts))
+        self.open_store()  # normally done when the prompt was first drawn
+        session = self.state.session
+        recorder = session.recorder
+        if recorder is None:
+            self.stream(session.send(text, parts=parts))
+            return
+        # The user turn is committed while the request is in flight, and before the reply's
+        # first event is shown (chatcli/inflight.py): its fsync is off Enter's way to the server.
+        from chatcli.inflight import InFlightRecorder
+
+        inflight = session.recorder = InFlightRecorder(recorder)
+        try:
+            self.stream(session.send(text, parts=parts), inflight=inflight)
+        finally:
+            if session.recorder is inflight:
+                session.recorder = recorder
+            inflight.settle()
 
     def _compared(self, text: str, parts: tuple[Part, ...]) -> bool:
         """After /compare: the message goes to every model named (chatcli/compare.py)."""
@@ -324,10 +341,14 @@ class Repl:
             self.state.say("error: " + sanitize(redact(exc.message)))
             return True
 
-    def stream(self, events: Generator[SessionEvent, None, None]) -> None:
+    def stream(self, events: Generator[SessionEvent, None, None], *, inflight: InFlightRecorder | None = None) -> None:
         """Show one reply. Every failure ends here as one line on stderr; the loop goes on."""
         from chatcli.turn import run_turn
 
+        if inflight is not None:
+            from chatcli.inflight import settled_first
+
+            events = settled_first(events, inflight.settle)
         try:
             self.open_store()  # normally done when the prompt was first drawn
             self.warmer.settle()  # the SDK import started after the first prompt: finish it first
@@ -377,6 +398,9 @@ class Repl:
             self.open_store(above_prompt=True)
             self.warmer.start_for(self.state.session.provider)
             _warm_enter(app)
+            from chatcli.inflight import start_writer
+
+            start_writer()  # the thread that commits a message while its request is in flight
             if self.toolbar() != drawn:  # a resumed conversation: its token count
                 app.invalidate()
 

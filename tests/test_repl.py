@@ -820,3 +820,80 @@ def test_usage_without_a_store_counts_what_this_chat_dropped() -> None:
     assert "this conversation: 2 replies (1 replaced or undone) · 200 tokens in · 30 out" in run.err
     assert run.err.count("this session: 2 replies · 200 tokens in · 30 out") == 2
     assert "this conversation: 0 replies · 0 tokens in · 0 out" in run.err  # /new: a new one
+
+
+class _SlowCommit:
+    """A recorder whose user-turn commit waits (bounded) for the request to start: it tells
+    whether the request left while the message was being committed."""
+
+    def __init__(self, provider: FakeProvider) -> None:
+        import threading
+
+        self.provider = provider
+        self.request_started = threading.Event()
+        self.log: list[str] = []
+        self.conversation_id = "c1"
+
+    def record(self, turn: Any) -> None:
+        if turn.role == "user":
+            overlapped = self.request_started.wait(timeout=3)
+            self.log.append(f"user committed (request already sent: {overlapped})")
+        else:
+            self.log.append("reply committed")
+
+    def forget(self, turn: Any) -> None:
+        self.log.append("forget")
+
+
+def test_the_message_is_committed_while_its_request_is_in_flight() -> None:
+    # Issue 16 item 18: the user turn's fsynced commit sat between Enter and the request. It now
+    # overlaps the request (chatcli/inflight.py), and is still done before the view is given the
+    # reply's first event and before the reply is recorded.
+    provider = FakeProvider()
+    recorder = _SlowCommit(provider)
+    stream = provider.stream
+
+    def stream_and_flag(*args: Any, **kwargs: Any) -> Any:
+        recorder.request_started.set()
+        return stream(*args, **kwargs)
+
+    provider.stream = stream_and_flag  # type: ignore[method-assign]
+    provider.reply("one").reply("two")
+    session = Session(provider, model="m1", recorder=recorder)
+    h = Harness(provider=provider, session=session)
+    make_view = h.view
+
+    def view(s: Session) -> FakeView:
+        v = make_view(s)
+        original = v.feed
+
+        def feed(event: SessionEvent) -> None:
+            recorder.log.append("shown")
+            original(event)
+
+        v.feed = feed  # type: ignore[method-assign]
+        return v
+
+    h.view = view  # type: ignore[method-assign]
+    for _ in range(2):
+        recorder.request_started.clear()
+        h.run("hi" + ENTER + CTRL_D)
+    firsts = [i for i, line in enumerate(recorder.log) if line.startswith("user committed")]
+    assert [recorder.log[i] for i in firsts] == ["user committed (request already sent: True)"] * 2
+    for i in firsts:  # committed before anything was shown or the reply recorded
+        assert recorder.log[i + 1] == "shown"
+    assert recorder.log.count("reply committed") == 2
+    assert session.recorder is recorder  # the wrapper is gone after the send
+
+
+def test_a_failed_request_still_leaves_the_message_committed(tmp_path: Path) -> None:
+    from chatcli.store import Store
+
+    store = Store.open(tmp_path / "data")
+    provider = FakeProvider()
+    provider.scripts.append([ProviderError("auth", "server said no", provider="fake")])
+    session = Session(provider, model="m1", recorder=store.recorder())
+    run = Harness(provider=provider, session=session, store=store).run("keep me" + ENTER + CTRL_D)
+    assert "server said no" in run.err
+    ident = store.list_conversations()[0].id
+    assert [t.content for t in store.load_turns(ident)] == ["keep me"]

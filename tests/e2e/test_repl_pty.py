@@ -422,3 +422,25 @@ def test_continue_and_resume_flags_say_which_conversation_before_the_prompt(serv
     child.send("/exit\r")
     assert finish(child) == 0
     assert f'resumed conversation {ident}: "capital of France?" · 1 reply' in screen(child)
+
+
+def test_kill_9_once_the_first_token_shows_keeps_the_message(server: SSEServer, tmp_path: Path) -> None:
+    # The chat commits the user's message while its request is in flight (chatcli/inflight.py,
+    # issue 16 item 18), but before the reply's first token is shown: a SIGKILL from then on
+    # still finds the message saved.
+    import signal
+    import sqlite3
+
+    server.add(Reply.sse(openai_chunks(["FIRSTTOKEN", *[" more"] * 40], usage=(10, 4)), delay=0.5))
+    child = spawn(server, tmp_path)
+    child.expect_exact(PROMPT)
+    child.send("remember this message\r")
+    child.expect_exact("FIRSTTOKEN")
+    child.kill(signal.SIGKILL)
+    child.close(force=True)
+    db = sqlite3.connect(tmp_path / "chatcli-data" / "history.db")
+    try:
+        rows = db.execute("SELECT role, content FROM turns ORDER BY id").fetchall()
+    finally:
+        db.close()
+    assert ("user", "remember this message") in rows
