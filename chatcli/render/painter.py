@@ -113,7 +113,7 @@ class RowPainter:
         """After a width change: erase the old region as the terminal now shows it ("Resize").
 
         A reflowing terminal re-wrapped each old row into ceil(width / new_cols) rows; the old region
-        is at most a third of the screen (panel.py), so even doubled it is still on screen and can
+        is at most a quarter of the screen (panel.py), so even doubled it is still on screen and can
         be erased when the screen loses rows in the same resize (120x40 -> 80x30).
         """
         n = len(self.prev)

@@ -387,10 +387,15 @@ class PanelView:
             self._setup(cols)
         r, engine = self._renderer, self._engine
         assert r is not None and engine is not None
-        # A third of the screen, not half: a reflowing terminal doubles the region's rows when the
-        # width halves, and a resize that also takes rows away (120x40 -> 80x30) pushed the top of a
-        # half-screen region into scrollback, where no erase reaches (a second, partial copy).
-        live_rows = max(2, rows // 3)
+        # A quarter of the screen: a reflowing terminal doubles the region's rows when the width
+        # halves, and a resize that also takes rows away (120x40 -> 80x30) pushes whatever does not
+        # fit above the cursor into scrollback, where no erase reaches (a second, partial copy).
+        # A third was enough for one shrink; after a shrink and a grow the region is no longer at
+        # the bottom of the screen (the erase left blank rows under it), tmux keeps some of those
+        # blank rows below the cursor on the next shrink, and the doubled third no longer fit
+        # (tests/e2e/test_terminal.py, schedule "twice": 21 rows twice). Doubled, a quarter
+        # leaves half the new screen free.
+        live_rows = max(2, rows // 4)
         text = "".join(self._pending)
         rtext = "".join(self._rpending)
         self._pending.clear()

@@ -191,11 +191,21 @@ def _tmux(sock: str, *args: str) -> str:
                           check=False).stdout
 
 
+# (seconds after the request, (cols, rows)): the issue's schedule, and the same shrink and grow
+# twice, a second apart -- which left 21 table rows twice in the scrollback while the live region
+# was a third of the screen (the second shrink found the region partly pushed into scrollback).
+RESIZES = {
+    "once": ((2.0, ("80", "30")), (5.0, ("120", "40"))),
+    "twice": ((1.0, ("80", "30")), (2.0, ("120", "40")), (3.0, ("80", "30")), (4.0, ("120", "40"))),
+}
+
+
+@pytest.mark.parametrize("schedule", sorted(RESIZES))
 def test_resize_narrower_then_wider_while_a_table_streams_leaves_one_copy(server: SSEServer,
-                                                                          tmp_path: Path) -> None:
+                                                                          tmp_path: Path, schedule: str) -> None:
     """Issue 16 item 5, in tmux (a terminal that re-wraps lines on resize, as most do): 120x40 ->
-    80x30 at 2 s, back at 5 s, while an 80-row table streams, on a screen already full of earlier
-    output. The scrollback must hold every table row exactly once."""
+    80x30 at 2 s, back at 5 s (and that twice over), while an 80-row table streams, on a screen
+    already full of earlier output. The scrollback must hold every table row exactly once."""
     assert shutil.which("tmux"), "tmux is needed for the reflow test"
     rows = ["Here is the table:\n\n", "| n | square | description |\n", "|---|---|---|\n"]
     rows += [f"| {i} | {i * i} | row number {i} of the long table with some words |\n" for i in range(80)]
@@ -212,7 +222,7 @@ def test_resize_narrower_then_wider_while_a_table_streams_leaves_one_copy(server
             time.sleep(0.05)
         assert server.requests, "the request never arrived"
         t0 = time.monotonic()
-        for at, size in ((2.0, ("80", "30")), (5.0, ("120", "40"))):
+        for at, size in RESIZES[schedule]:
             time.sleep(max(0.0, at - (time.monotonic() - t0)))
             _tmux(sock, "resize-window", "-x", size[0], "-y", size[1])
         out = ""
