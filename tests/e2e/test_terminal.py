@@ -143,6 +143,33 @@ def test_ctrl_c_before_the_first_token_says_cancelled_and_draws_no_panel(server:
     assert_terminal_sane(pty.transcript)
 
 
+def test_ctrl_c_before_the_first_token_in_the_chat_says_cancelled_and_draws_no_panel(server: SSEServer,
+                                                                                     tmp_path: Path) -> None:
+    # Item 17 in the chat too: no empty panel, "cancelled", and back at the prompt.
+    server.add(Reply.sse([Sleep(9.0)]))
+    pty = Pty(["-m", OPENAI_MODEL], chat_env(tmp_path, server=server), rows=ROWS, cols=COLS)
+    try:
+        _echoctl_on(pty)
+        pty.expect(PROMPT)
+        pty.send(b"question\r")
+        deadline = time.monotonic() + 20
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.requests, "the request never arrived"
+        pty.expect("openai:gpt-test …")  # the spinner is up: nothing arrived yet
+        pty.send(CTRL_C)
+        pty.expect(PROMPT)
+        _drain(pty, 0.3)
+        pty.send(CTRL_D)
+        pty.finish()
+    finally:
+        pty.kill()
+    text = "\n".join(screen(pty.transcript))
+    assert "⚠ cancelled before any reply arrived" in text, text
+    assert "partial reply kept" not in text, text
+    assert "╭" not in pty.transcript.decode("utf-8", "replace")
+
+
 def test_ask_warnings_name_what_works_from_the_shell(server: SSEServer, tmp_path: Path) -> None:
     server.add(Reply.sse(openai_chunks(["cut here"], finish="length")))
     pty = Pty(["ask", "-m", OPENAI_MODEL, "hi"], chat_env(tmp_path, server=server), rows=ROWS, cols=COLS)
