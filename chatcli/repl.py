@@ -60,6 +60,7 @@ Behaviour (docs/architecture.md, "The REPL"):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import traceback
@@ -231,6 +232,7 @@ class Repl:
         self._open_store = open_store
         self.warmer = Warmer()
         self._exit_armed = False  # a Ctrl-C on an empty line was pressed; the next one exits
+        self._loop: asyncio.AbstractEventLoop | None = None  # the prompts' event loop (`_prompt`)
         if not callable(state):
             self._adopt(state)
 
@@ -258,12 +260,19 @@ class Repl:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, first_message: str | None = None) -> int:
+        try:
+            return self._run(first_message)
+        finally:
+            if self._loop is not None:
+                self._loop.close()
+
+    def _run(self, first_message: str | None = None) -> int:
         if first_message is not None and first_message.strip():
             self.state.say(f"(sending the piped text, {_size(first_message)}, as the first message)")
             self.send(first_message)
         while True:
             try:
-                text = self.prompt_session.prompt(pre_run=self._pre_run)
+                text = self._prompt()
             except EOFError:  # Ctrl-D on an empty line
                 return self._leave()
             except KeyboardInterrupt:  # Ctrl-C on an empty line (a non-empty one is just cleared)
@@ -284,6 +293,23 @@ class Repl:
             if text.lstrip().startswith("//"):  # "//etc" sends "/etc"
                 text = text.lstrip()[1:]
             self.send(text)
+
+    def _prompt(self) -> str:
+        """One prompt, on an event loop kept for the whole chat.
+
+        `PromptSession.prompt()` runs each prompt in `asyncio.run`: a new loop (selector, self-pipe)
+        made when the prompt starts and closed after Enter, before the line is returned -- on the
+        way from Enter to the request. The same prompt on one loop skips that (issue 16 item 18,
+        benchmarks/repl_bench.py --request-only). The loop only runs while a prompt is up.
+        """
+        session = self.prompt_session
+        if not isinstance(session, PromptSession):
+            return session.prompt(pre_run=self._pre_run)  # the dumb terminal's line reader
+        if self._loop is None:
+            import asyncio
+
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(session.prompt_async(pre_run=self._pre_run))
 
     def command(self, text: str) -> object:
         from chatcli.commands import Reply, dispatch
