@@ -28,7 +28,8 @@ Behaviour (docs/architecture.md, "The REPL"):
 
 * The `PromptSession` is built inside `run_repl`, never at import, with injectable input/output
   (tests pass `create_pipe_input()` and `DummyOutput()`).
-* Enter sends; Esc-Enter and Ctrl-J insert a newline; `/multiline` swaps the two. A bracketed
+* Enter sends; Esc-Enter and Ctrl-J insert a newline; `/multiline` swaps the two (a slash
+  command still runs on Enter). A bracketed
   paste arrives as ONE insert (prompt-toolkit's BracketedPaste key), so newlines inside a paste
   never submit. Ctrl-X Ctrl-E edits the message in $EDITOR, Ctrl-R searches the input history,
   suggestions come from history, Tab completes slash commands, model specs and /resume ids.
