@@ -310,7 +310,19 @@ class Repl:
             import asyncio
 
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(session.prompt_async(pre_run=self._pre_run))
+        loop = self._loop
+        task = loop.create_task(session.prompt_async(pre_run=self._pre_run))
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            # A Ctrl-C before prompt-toolkit's own SIGINT handler was in place (or after it was
+            # removed) leaves the prompt's task pending, and its application "running": finish it
+            # here, as asyncio.run's clean-up would, so the next prompt can start.
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(task)
+            raise
 
     def command(self, text: str) -> object:
         from chatcli.commands import Reply, dispatch

@@ -897,3 +897,34 @@ def test_a_failed_request_still_leaves_the_message_committed(tmp_path: Path) -> 
     assert "server said no" in run.err
     ident = store.list_conversations()[0].id
     assert [t.content for t in store.load_turns(ident)] == ["keep me"]
+
+
+def test_a_ctrl_c_outside_prompt_toolkits_handler_leaves_the_next_prompt_usable() -> None:
+    # The prompts share one event loop (Repl._prompt, issue 16 item 18). A KeyboardInterrupt that
+    # escapes the loop itself (a Ctrl-C just before prompt-toolkit's SIGINT handler is in place)
+    # leaves the prompt's task pending; it is finished there, so the next prompt can start.
+    from chatcli.repl import Repl
+
+    h = Harness()
+    h.provider.reply("still here")
+    pre_run = Repl._pre_run
+    fired: list[bool] = []
+
+    def boom() -> None:
+        raise KeyboardInterrupt
+
+    def first_pre_run(self: Repl) -> None:
+        if not fired:
+            fired.append(True)
+            import asyncio
+
+            asyncio.get_running_loop().call_soon(boom)
+        pre_run(self)
+
+    Repl._pre_run = first_pre_run  # type: ignore[method-assign]
+    try:
+        run = h.run("hello" + ENTER + CTRL_D)
+    finally:
+        Repl._pre_run = pre_run  # type: ignore[method-assign]
+    assert fired and EXIT_HINT in run.err
+    assert run.code == 0 and sent(h.provider) == ["hello"], run.err
