@@ -233,7 +233,7 @@ class Repl:
         self._open_store = open_store
         self.warmer = Warmer()
         self._exit_armed = False  # a Ctrl-C on an empty line was pressed; the next one exits
-        self._loop: asyncio.AbstractEventLoop | None = None  # the prompts' event loop (`_prompt`)
+        self._loop: asyncio.Runner | None = None  # the prompts' event loop (`_prompt`)
         if not callable(state):
             self._adopt(state)
 
@@ -307,21 +307,23 @@ class Repl:
         if not isinstance(session, PromptSession):
             return session.prompt(pre_run=self._pre_run)  # the dumb terminal's line reader
         if self._loop is None:
-            import asyncio
-
-            self._loop = asyncio.new_event_loop()
-        loop = self._loop
-        task = loop.create_task(session.prompt_async(pre_run=self._pre_run))
+            # asyncio.Runner, as asyncio.run uses, kept open: a Ctrl-C outside prompt-toolkit's
+            # own SIGINT handler cancels the prompt's task (Runner's handler) instead of landing
+            # in the loop as a KeyboardInterrupt that leaves the application "running".
+            self._loop = asyncio.Runner()
         try:
-            return loop.run_until_complete(task)
+            return self._loop.run(session.prompt_async(pre_run=self._pre_run))
         except BaseException:
-            # A Ctrl-C before prompt-toolkit's own SIGINT handler was in place (or after it was
-            # removed) leaves the prompt's task pending, and its application "running": finish it
-            # here, as asyncio.run's clean-up would, so the next prompt can start.
-            if not task.done():
-                task.cancel()
+            # Anything that escaped the loop itself (not through the prompt's task) leaves that task
+            # pending and its application "running": finish every task as asyncio.run's clean-up
+            # would, so the next prompt can start.
+            loop = self._loop.get_loop()
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
                 with contextlib.suppress(BaseException):
-                    loop.run_until_complete(task)
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             raise
 
     def command(self, text: str) -> object:

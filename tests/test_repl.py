@@ -901,8 +901,8 @@ def test_a_failed_request_still_leaves_the_message_committed(tmp_path: Path) -> 
 
 def test_a_ctrl_c_outside_prompt_toolkits_handler_leaves_the_next_prompt_usable() -> None:
     # The prompts share one event loop (Repl._prompt, issue 16 item 18). A KeyboardInterrupt that
-    # escapes the loop itself (a Ctrl-C just before prompt-toolkit's SIGINT handler is in place)
-    # leaves the prompt's task pending; it is finished there, so the next prompt can start.
+    # escapes the loop itself (raised in a loop callback, not through the prompt's task) leaves
+    # the prompt's task pending; it is finished there, so the next prompt can start.
     from chatcli.repl import Repl
 
     h = Harness()
