@@ -928,3 +928,27 @@ def test_a_ctrl_c_outside_prompt_toolkits_handler_leaves_the_next_prompt_usable(
         Repl._pre_run = pre_run  # type: ignore[method-assign]
     assert fired and EXIT_HINT in run.err
     assert run.code == 0 and sent(h.provider) == ["hello"], run.err
+
+
+def test_every_prompt_runs_on_the_same_event_loop() -> None:
+    # Issue 16 item 18: `PromptSession.prompt()` made (and, after Enter, closed) a new event loop
+    # per prompt, on the way from Enter to the request. The chat keeps one loop for its prompts.
+    import asyncio
+
+    from chatcli.repl import Repl
+
+    h = Harness()
+    loops: list[asyncio.AbstractEventLoop] = []  # kept alive: a freed loop's id could be reused
+    pre_run = Repl._pre_run
+
+    def recording_pre_run(self: Repl) -> None:
+        loops.append(asyncio.get_running_loop())
+        pre_run(self)
+
+    Repl._pre_run = recording_pre_run  # type: ignore[method-assign]
+    try:
+        h.run("one" + ENTER + "two" + ENTER + CTRL_D)
+    finally:
+        Repl._pre_run = pre_run  # type: ignore[method-assign]
+    assert len(loops) == 3 and all(loop is loops[0] for loop in loops)
+    assert sent(h.provider) == ["one", "two"]
