@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chatcli.events import SessionEvent
-    from chatcli.session import Recorder, Turn
+    from chatcli.turn import Recorder, Turn
 
 
 class _Writer:

@@ -14,7 +14,7 @@ from chatcli.errors import ChatCLIError
 from chatcli.render.sanitize import sanitize
 
 if TYPE_CHECKING:
-    from chatcli.session import Turn
+    from chatcli.turn import Turn
 
 #: How much of the last reply is shown (one line's worth; the rest is in `history show`).
 PREVIEW_CHARS = 200
@@ -42,7 +42,7 @@ def summary_lines(conv_id: str, title: str | None, turns: Sequence[Turn]) -> lis
 
 
 def stored_summary(store: Any, conv_id: str, turns: Sequence[Turn]) -> list[str]:
-    """`summary_lines` with the title read from the store (`chatcli.store.Store.get`); a store
+    """`summary_lines` with the title read from the store (`chatcli.history.store.Store.get`); a store
     that cannot say leaves the title out rather than stopping the chat."""
     title: str | None = None
     if store is not None:

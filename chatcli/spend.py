@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chatcli.session import Session, Turn
+    from chatcli.session import Session
     from chatcli.settings import Settings
+    from chatcli.turn import Turn
 
 
 @dataclass(frozen=True)

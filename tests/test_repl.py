@@ -18,7 +18,7 @@ from prompt_toolkit.output import DummyOutput
 from chatcli.commands import ReplState
 from chatcli.env import Environment
 from chatcli.errors import ProviderError, UsageError
-from chatcli.events import Finish, Message, TextDelta, Usage
+from chatcli.events import Finish, Message, SessionEvent, TextDelta, Usage
 from chatcli.providers.base import Provider
 from chatcli.repl import EXIT_HINT, SlashCompleter, context_tokens, run_repl
 from chatcli.session import CONTINUE_PROMPT, Session
@@ -741,8 +741,8 @@ def test_no_terminal_answers_the_piped_text_and_stops(monkeypatch: pytest.Monkey
 def test_intro_lines_come_before_the_first_prompt_and_match_resume(tmp_path: Path) -> None:
     # Issue 16 item 7: `chatcli -c` / `-r ID` pass the resumed conversation's summary as `intro`;
     # /resume prints the same lines from the same function (chatcli/resume_summary.py).
+    from chatcli.history.store import Store
     from chatcli.resume_summary import stored_summary
-    from chatcli.store import Store
 
     store = Store.open(tmp_path / "data")
     provider = FakeProvider()
@@ -787,7 +787,7 @@ def test_usage_counts_replies_replaced_by_retry_and_removed_by_undo(tmp_path: Pa
     # Issue 16 item 6: /usage summed the conversation's current replies only, so a reply /retry
     # replaced or /undo removed dropped out though it was paid for. Now: this session's spend
     # and the conversation's (the store keeps a forgotten reply's tokens), each labelled.
-    from chatcli.store import Store
+    from chatcli.history.store import Store
 
     store = Store.open(tmp_path / "data")
     provider = FakeProvider()
@@ -887,7 +887,7 @@ def test_the_message_is_committed_while_its_request_is_in_flight() -> None:
 
 
 def test_a_failed_request_still_leaves_the_message_committed(tmp_path: Path) -> None:
-    from chatcli.store import Store
+    from chatcli.history.store import Store
 
     store = Store.open(tmp_path / "data")
     provider = FakeProvider()
