@@ -39,11 +39,11 @@ from chatcli.events import Finish, Notice, SessionEvent, TextDelta
 
 if TYPE_CHECKING:
     from chatcli.app import App
-    from chatcli.commands import Outcome, ReplState
     from chatcli.config import Resolved
     from chatcli.events import Part
     from chatcli.history.store import Store, StoreRecorder
     from chatcli.providers.base import Provider
+    from chatcli.repl.commands import Outcome, ReplState
     from chatcli.session import Session
     from chatcli.turn import Turn
 
@@ -439,7 +439,7 @@ def run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool 
 
 def _run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool, resume: str | None,
          continue_: bool, attach: Sequence[str]) -> int:
-    from chatcli import gcpause
+    from chatcli import warmup
     from chatcli.cli import stdin as stdinmod
     from chatcli.cli.ask import check_vision, load_attachments
 
@@ -459,7 +459,7 @@ def _run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool
             atts.append(piped_att)
             for r in resolved:
                 check_vision(atts, r)
-    gcpause.resume()
+    warmup.resume_gc()
     alone = bool(atts) and not argument and (piped is None or not piped.strip())
     text = "" if alone else stdinmod.compose(argument, piped)
     parts: tuple[Part, ...] = ()

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from chatcli.clipboard import copy_to_clipboard, osc52
-from chatcli.commands import (
+from chatcli.errors import UsageError
+from chatcli.events import Finish, TextDelta, Usage
+from chatcli.providers.base import Provider
+from chatcli.repl.clipboard import copy_to_clipboard, osc52
+from chatcli.repl.commands import (
     COMMANDS,
     EXIT,
     ReplState,
@@ -19,9 +22,6 @@ from chatcli.commands import (
     is_command,
     to_markdown,
 )
-from chatcli.errors import UsageError
-from chatcli.events import Finish, TextDelta, Usage
-from chatcli.providers.base import Provider
 from chatcli.session import Session
 from chatcli.settings import ProviderConfig, Settings
 from chatcli.turn import Turn

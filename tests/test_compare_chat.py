@@ -132,9 +132,9 @@ def test_tab_completes_keep_with_positions_and_models(tmp_path: Path) -> None:
     from prompt_toolkit.completion import CompleteEvent
     from prompt_toolkit.document import Document
 
-    from chatcli.commands import ReplState
     from chatcli.compare import Alternative, ChatCompare
-    from chatcli.repl import SlashCompleter
+    from chatcli.repl.commands import ReplState
+    from chatcli.repl.prompt import SlashCompleter
     from chatcli.settings import Settings
     from chatcli.turn import Turn
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from chatcli.commands import ReplState, dispatch
 from chatcli.errors import UsageError
 from chatcli.events import Finish, TextDelta, Usage
 from chatcli.history import commands as history
 from chatcli.history.export import demote_headings, export_title, to_markdown
 from chatcli.history.store import Store
+from chatcli.repl.commands import ReplState, dispatch
 from chatcli.session import Session
 from chatcli.settings import Settings
 from chatcli.turn import Turn

@@ -1,4 +1,4 @@
-"""The garbage collector is paused while chatcli starts and always turned back on (chatcli/gcpause.py)."""
+"""The garbage collector is paused while chatcli starts and always turned back on (chatcli/warmup.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatcli import gcpause
+from chatcli import warmup
 from tests.support.fakes import FakeProvider
 from tests.support.repl import CTRL_D, ENTER, Harness
 from tests.support.sse_server import Reply, SSEServer, openai_chunks
@@ -20,33 +20,33 @@ from tests.support.sse_server import Reply, SSEServer, openai_chunks
 @pytest.fixture(autouse=True)
 def collector_restored() -> Iterator[None]:
     yield
-    gcpause._paused = False
+    warmup._paused = False
     gc.enable()
 
 
 def test_pause_then_resume_freezes_what_start_up_built() -> None:
-    gcpause.pause()
+    warmup.pause_gc()
     assert not gc.isenabled()
     before = gc.get_freeze_count()
     kept = [object() for _ in range(10)]  # start-up objects: frozen, never scanned again
-    gcpause.resume()
+    warmup.resume_gc()
     assert gc.isenabled()
     assert gc.get_freeze_count() >= before + len(kept)
-    gcpause.resume()  # idempotent
+    warmup.resume_gc()  # idempotent
     assert gc.isenabled()
 
 
 def test_resume_leaves_a_collector_someone_else_disabled_alone() -> None:
     gc.disable()
-    gcpause.pause()  # it was off already: not ours to turn on
-    gcpause.resume()
+    warmup.pause_gc()  # it was off already: not ours to turn on
+    warmup.resume_gc()
     assert not gc.isenabled()
 
 
 @pytest.mark.parametrize("keys", ["hi" + ENTER + CTRL_D, CTRL_D])
 def test_the_repl_turns_collection_back_on(keys: str) -> None:
     # After the warm-up (the user only pressed Ctrl-D) or at the latest before the first request.
-    gcpause.pause()
+    warmup.pause_gc()
     h = Harness(provider=FakeProvider().reply("hello"))
     h.run(keys)
     for thread in threading.enumerate():  # Ctrl-D alone: the warm-up may still be finishing

@@ -15,12 +15,15 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from chatcli.commands import ReplState
 from chatcli.env import Environment
 from chatcli.errors import ProviderError, UsageError
 from chatcli.events import Finish, Message, SessionEvent, TextDelta, Usage
 from chatcli.providers.base import Provider
-from chatcli.repl import EXIT_HINT, SlashCompleter, context_tokens, run_repl
+from chatcli.repl.commands import ReplState
+from chatcli.repl.loop import EXIT_HINT
+from chatcli.repl.prompt import SlashCompleter
+from chatcli.repl.start import run_repl
+from chatcli.repl.toolbar import context_tokens
 from chatcli.session import CONTINUE_PROMPT, Session
 from chatcli.settings import ProviderConfig, Settings
 from tests.support.fakes import FakeProvider
@@ -340,7 +343,7 @@ def test_the_session_is_built_once_the_prompt_is_drawn() -> None:
 
 
 def test_the_toolbar_shows_the_label_until_the_session_is_built() -> None:
-    from chatcli.repl import Repl
+    from chatcli.repl.loop import Repl
 
     built: list[ReplState] = []
 
@@ -443,7 +446,7 @@ def test_toolbar_shows_model_tokens_and_share_of_window() -> None:
     provider.scripts.append([TextDelta("ok"), Usage(1500, 500), Finish("stop")])
     settings = Settings(context_windows={"m1": 8000})
     h = Harness(provider=provider, settings=settings)
-    from chatcli.repl import Repl
+    from chatcli.repl.loop import Repl
 
     assert h.session is not None
     state = ReplState(session=h.session, settings=settings, err=io.StringIO())
@@ -461,7 +464,7 @@ def test_a_sent_message_leaves_the_prompt_without_restyling_it() -> None:
     """prompt-toolkit's accept handler exits with style "class:accepted", which the final frame
     appends to every cell (new style strings to resolve when the first message is sent); chatcli's
     exits with none, keeps the text on screen and in the history."""
-    from chatcli.repl import Repl
+    from chatcli.repl.loop import Repl
 
     h = Harness()
     assert h.session is not None
@@ -645,15 +648,15 @@ def test_a_store_failing_later_in_the_chat_says_so(tmp_path: Path) -> None:
 
 
 def test_enter_is_looked_up_once_the_prompt_is_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`_warm_enter` fills prompt-toolkit's lookup for Enter before it is pressed. It reaches the
+    """`warmup.warm_enter` fills prompt-toolkit's lookup for Enter before it is pressed. It reaches the
     bindings through the key processor's private `_bindings`: this fails if a release renames it."""
     from prompt_toolkit.key_binding import KeyBindingsBase
     from prompt_toolkit.keys import Keys
 
-    import chatcli.repl as repl_module
+    from chatcli import warmup
 
     looked_up: list[tuple[str, object]] = []
-    real = repl_module._warm_enter
+    real = warmup.warm_enter
 
     def spy(app: Any) -> None:
         bindings = app.key_processor._bindings
@@ -669,7 +672,7 @@ def test_enter_is_looked_up_once_the_prompt_is_drawn(monkeypatch: pytest.MonkeyP
         real(app)
         looked_up.append(("done", None))
 
-    monkeypatch.setattr(repl_module, "_warm_enter", spy)
+    monkeypatch.setattr(warmup, "warm_enter", spy)
     h = Harness(provider=FakeProvider().reply("answer"))
     run = h.run("hi" + ENTER + CTRL_D)
     assert run.views[0].text == "answer"
@@ -705,7 +708,7 @@ def test_history_commands_without_a_store(keys: str) -> None:
 def test_ctrl_r_searches_the_input_history() -> None:
     from prompt_toolkit.history import InMemoryHistory
 
-    from chatcli.repl import Repl
+    from chatcli.repl.loop import Repl
 
     provider = FakeProvider()
     state = ReplState(session=Session(provider, model="m"), settings=Settings(), err=io.StringIO())
@@ -718,9 +721,9 @@ def test_ctrl_r_searches_the_input_history() -> None:
 
 
 def test_no_terminal_answers_the_piped_text_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
-    import chatcli.repl as repl_module
+    import chatcli.repl.start as repl_module
 
-    monkeypatch.setattr(repl_module, "_terminal", lambda env: None)
+    monkeypatch.setattr(repl_module, "terminal_io", lambda env: None)
     provider = FakeProvider()
     views: list[FakeView] = []
 
@@ -740,9 +743,9 @@ def test_no_terminal_answers_the_piped_text_and_stops(monkeypatch: pytest.Monkey
 
 def test_intro_lines_come_before_the_first_prompt_and_match_resume(tmp_path: Path) -> None:
     # Issue 16 item 7: `chatcli -c` / `-r ID` pass the resumed conversation's summary as `intro`;
-    # /resume prints the same lines from the same function (chatcli/resume_summary.py).
+    # /resume prints the same lines from the same function (chatcli/repl/resume.py).
     from chatcli.history.store import Store
-    from chatcli.resume_summary import stored_summary
+    from chatcli.repl.resume import stored_summary
 
     store = Store.open(tmp_path / "data")
     provider = FakeProvider()
@@ -847,7 +850,7 @@ class _SlowCommit:
 
 def test_the_message_is_committed_while_its_request_is_in_flight() -> None:
     # Issue 16 item 18: the user turn's fsynced commit sat between Enter and the request. It now
-    # overlaps the request (chatcli/inflight.py), and is still done before the view is given the
+    # overlaps the request (chatcli/repl/inflight.py), and is still done before the view is given the
     # reply's first event and before the reply is recorded.
     provider = FakeProvider()
     recorder = _SlowCommit(provider)
@@ -903,7 +906,7 @@ def test_a_ctrl_c_outside_prompt_toolkits_handler_leaves_the_next_prompt_usable(
     # The prompts share one event loop (Repl._prompt, issue 16 item 18). A KeyboardInterrupt that
     # escapes the loop itself (raised in a loop callback, not through the prompt's task) leaves
     # the prompt's task pending; it is finished there, so the next prompt can start.
-    from chatcli.repl import Repl
+    from chatcli.repl.loop import Repl
 
     h = Harness()
     h.provider.reply("still here")
@@ -935,7 +938,7 @@ def test_every_prompt_runs_on_the_same_event_loop() -> None:
     # per prompt, on the way from Enter to the request. The chat keeps one loop for its prompts.
     import asyncio
 
-    from chatcli.repl import Repl
+    from chatcli.repl.loop import Repl
 
     h = Harness()
     loops: list[asyncio.AbstractEventLoop] = []  # kept alive: a freed loop's id could be reused

@@ -10,9 +10,10 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from chatcli.commands import ReplState
 from chatcli.events import ImagePart
-from chatcli.repl import Repl, SlashCompleter
+from chatcli.repl.commands import ReplState
+from chatcli.repl.loop import Repl
+from chatcli.repl.prompt import SlashCompleter
 from chatcli.roles import Role
 from chatcli.session import Session
 from chatcli.settings import ProviderConfig, Settings
@@ -113,7 +114,7 @@ def test_chatcli_dash_a_goes_with_the_first_typed_message(tmp_path: Path) -> Non
 
     from chatcli.attachments import load
     from chatcli.env import Environment
-    from chatcli.repl import run_repl
+    from chatcli.repl.start import run_repl
 
     (tmp_path / "s.png").write_bytes(PNG)
     h = Harness()

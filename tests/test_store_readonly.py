@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from chatcli import fsperm
-from chatcli.commands import ReplState, dispatch
 from chatcli.errors import StoreError
 from chatcli.history import commands as history
 from chatcli.history.store import Store, open_for_chat
+from chatcli.repl.commands import ReplState, dispatch
 from chatcli.session import Session
 from chatcli.settings import Settings
 from chatcli.turn import Turn

@@ -17,7 +17,7 @@ The rooms: `report.py` writes what the user sees, `wiring.py` builds the app fro
 Start-up cost: nothing heavy at import time. `--version` is answered in `main()` before Typer is
 imported at all. `chatcli`, `chatcli -m X` and `chatcli ask ...` are read without Typer
 (chatcli/cli/fast.py), with the garbage collector paused until the slow start-up work is done
-(chatcli/gcpause.py); only the remaining command lines import `typer_app`.
+(chatcli/warmup.py); only the remaining command lines import `typer_app`.
 """
 
 import os
@@ -86,9 +86,9 @@ def run(args: "list[str]", *, fast_path: bool = True) -> int:
 
         fast = Shared() if not args else parse_fast(args) if fast_path else None
         if fast is not None:
-            from chatcli import gcpause
+            from chatcli import warmup
 
-            gcpause.pause()  # until the slow start-up work is done: see chatcli/gcpause.py
+            warmup.pause_gc()  # until the slow start-up work is done: see chatcli/warmup.py
         if isinstance(fast, Shared):
             from chatcli.cli.chat import run_chat
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from chatcli import gcpause
+from chatcli import warmup
 from chatcli.cli import stdin as stdinmod
 from chatcli.cli.report import state
 from chatcli.cli.wiring import check_resume_flags, make_app, text_arg, text_args
@@ -148,7 +148,7 @@ def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, 
             attachments.check_count(atts)
             check_vision(atts, resolved)
     warmer.join()
-    gcpause.resume()  # the SDK is in: see chatcli/gcpause.py
+    warmup.resume_gc()  # the SDK is in: see chatcli/warmup.py
     # Attachments alone are a message (the image is the question).
     alone = bool(atts) and not argument and (piped is None or not piped.strip())
     text = "" if alone else stdinmod.compose(argument, piped)

@@ -1,4 +1,4 @@
-"""`chatcli` with no command: the interactive chat, started with what it needs (chatcli/repl.py)."""
+"""`chatcli` with no command: the interactive chat, started with what it needs (chatcli/repl/)."""
 
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,7 @@ def run_chat(shared: "Shared") -> int:
         from chatcli.cli.ask import load_attachments
 
         pending = load_attachments(app, shared.attach, resolved)
-    from chatcli.chat_attach import piped_for_chat  # an image or a PDF piped in joins `pending`
+    from chatcli.repl.attach import piped_for_chat  # an image or a PDF piped in joins `pending`
 
     first = None if "-" in shared.attach else piped_for_chat(app, resolved, pending)
     if first is not None and not first.strip():
@@ -40,7 +40,7 @@ def run_chat(shared: "Shared") -> int:
 
     def start() -> "Session":
         # Called by the REPL once its prompt is drawn: the provider and session modules are ~20 ms
-        # of the prompt's budget (chatcli/repl.py). What the prompt shows until then is the label.
+        # of the prompt's budget (chatcli/repl/). What the prompt shows until then is the label.
         # The MCP servers start here too, in the background: the prompt never waits for them.
         return app.session(resolved, app.provider(resolved.provider), conversation=conversation,
                            recorder=app.recorder(conversation) if store_now else None,
@@ -57,7 +57,7 @@ def run_chat(shared: "Shared") -> int:
     try:
         intro: list[str] = []
         if conversation is not None:  # -c / -r ID: say which conversation, as /resume does
-            from chatcli.resume_summary import stored_summary
+            from chatcli.repl.resume import stored_summary
 
             intro = stored_summary(app.store(), conversation.id, conversation.turns)
         return _run_chat(app, start, open_view, resolved, resolve_model, store_now, first, pending, intro)
@@ -68,7 +68,7 @@ def run_chat(shared: "Shared") -> int:
 def _run_chat(app: "App", start: "Callable[[], Session]", open_view: "Callable[[Session], ReplyView]",
               resolved: "Resolved", resolve_model: "Callable[[str], tuple[Provider, str]]", store_now: bool,
               first: "str | None", pending: "list[Any]", intro: "list[str] | None" = None) -> int:
-    from chatcli.repl import run_repl
+    from chatcli.repl.start import run_repl
 
     return run_repl(
         start,

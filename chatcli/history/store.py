@@ -557,7 +557,7 @@ class Store:
 
     def forgotten_usage(self, conv_id: str) -> list[tuple[str | None, str | None, int, int]]:
         """(provider, model, input tokens, output tokens) of the conversation's replies that /retry
-        replaced or /undo removed: gone from its turns, but paid for (`/usage`, chatcli/spend.py)."""
+        replaced or /undo removed: gone from its turns, but paid for (`/usage`, chatcli/repl/spend.py)."""
         with self._reading() as conn:
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'spent'").fetchone() is None:
                 return []  # nothing was ever forgotten in this database

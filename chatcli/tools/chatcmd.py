@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from chatcli.errors import UsageError
 
 if TYPE_CHECKING:
-    from chatcli.commands import Outcome, ReplState
+    from chatcli.repl.commands import Outcome, ReplState
 
 
 def tools_command(state: ReplState, args: str) -> Outcome:

@@ -364,7 +364,7 @@ def test_the_prompt_is_drawn_before_the_chats_own_modules_load(server: SSEServer
     assert finish(child) == 0
     modules = set(loaded.read_text().split())
     assert {"chatcli.cli", "chatcli.config", "chatcli.repl"} <= modules  # the file is what it says
-    late = {"chatcli.commands", "chatcli.session", "chatcli.events", "chatcli.turn", "chatcli.providers.openai",
+    late = {"chatcli.repl.commands", "chatcli.session", "chatcli.events", "chatcli.turn", "chatcli.providers.openai",
             "chatcli.providers.base", "chatcli.history.store"}
     assert not modules & late, f"loaded before the first frame: {sorted(modules & late)}"
 
@@ -425,7 +425,7 @@ def test_continue_and_resume_flags_say_which_conversation_before_the_prompt(serv
 
 
 def test_kill_9_once_the_first_token_shows_keeps_the_message(server: SSEServer, tmp_path: Path) -> None:
-    # The chat commits the user's message while its request is in flight (chatcli/inflight.py,
+    # The chat commits the user's message while its request is in flight (chatcli/repl/inflight.py,
     # issue 16 item 18), but before the reply's first token is shown: a SIGKILL from then on
     # still finds the message saved.
     import signal

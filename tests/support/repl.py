@@ -18,7 +18,7 @@ from prompt_toolkit.output import DummyOutput
 from chatcli.env import Environment
 from chatcli.events import SessionEvent, TextDelta
 from chatcli.providers.base import Provider
-from chatcli.repl import run_repl
+from chatcli.repl.start import run_repl
 from chatcli.session import Session
 from chatcli.settings import Settings
 from tests.support.fakes import FakeProvider

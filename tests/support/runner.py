@@ -28,7 +28,7 @@ What the call sees, unless `env` says otherwise:
   has already pointed HOME, the XDG directories and CHATCLI_HOME at the test's tmp_path.
 
 Left as the call found them: the garbage collector (the fast paths pause it and `chatcli ask`
-freezes it -- chatcli/gcpause.py -- which a long test process should not inherit), and the
+freezes it -- chatcli/warmup.py -- which a long test process should not inherit), and the
 SIGTERM/SIGHUP handlers (`run()` restores them itself).
 
 Differences from the installed binary that a test may meet: `--version` is answered by Typer

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from chatcli.chat_attach import attach_cmd, detach_cmd, role_cmd
-from chatcli.clipboard import copy_to_clipboard
 from chatcli.errors import UsageError
 from chatcli.events import SessionEvent
 from chatcli.render.sanitize import sanitize
+from chatcli.repl.attach import attach_cmd, detach_cmd, role_cmd
+from chatcli.repl.clipboard import copy_to_clipboard
+from chatcli.repl.spend import SpendLog
 from chatcli.session import Session
 from chatcli.settings import Settings
-from chatcli.spend import SpendLog
 from chatcli.turn import Turn
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class ReplState:
     multiline: bool = False
     #: Called with the new provider after /model, so its SDK import happens in the background.
     on_model_change: Callable[[Provider], None] | None = None
-    #: /attach: what goes with the next message (chatcli/chat_attach.py).
+    #: /attach: what goes with the next message (chatcli/repl/attach.py).
     pending: list[Attachment] = field(default_factory=list)
     #: /compare and /keep (chatcli/compare.py `ChatCompare`), created by the first /compare.
     compare: Any = None
@@ -351,7 +351,7 @@ def _resume(state: ReplState, args: str) -> Outcome:
     if session.system is None:  # no system prompt chosen here: the conversation's own applies
         session.system = next((t.system for t in reversed(turns) if t.system), None)
     state.session = session
-    from chatcli.resume_summary import summary_lines  # the same lines as `chatcli -c` / `-r ID`
+    from chatcli.repl.resume import summary_lines  # the same lines as `chatcli -c` / `-r ID`
 
     for line in summary_lines(full_id, getattr(found, "title", None), session.turns):
         state.say(line)
@@ -400,9 +400,9 @@ def _export_force(state: ReplState, args: str) -> Outcome:
 
 
 def _usage(state: ReplState, args: str) -> Outcome:
-    """What was paid for (chatcli/spend.py): this session's replies and all of this conversation's,
+    """What was paid for (chatcli/repl/spend.py): this session's replies and all of this conversation's,
     counting the ones /retry replaced and /undo removed."""
-    from chatcli.spend import conversation_spend, describe
+    from chatcli.repl.spend import conversation_spend, describe
 
     session_total = state.spend.session_spend(state.settings)
     conversation = conversation_spend(state.settings, state.session, state.store,

@@ -14,9 +14,9 @@ from chatcli.errors import UsageError
 if TYPE_CHECKING:
     from chatcli.app import App
     from chatcli.attachments import Attachment
-    from chatcli.commands import Outcome, ReplState
     from chatcli.config import Resolved
     from chatcli.events import Part
+    from chatcli.repl.commands import Outcome, ReplState
 
 
 def piped_for_chat(app: App, resolved: Resolved, pending: list[Attachment]) -> str | None:
@@ -113,7 +113,7 @@ def role_cmd(state: ReplState, args: str) -> Outcome:
     role = find_role(roles, name)
     session = state.session
     if role.model:
-        from chatcli.commands import dispatch
+        from chatcli.repl.commands import dispatch
 
         dispatch(state, f"/model {role.model}")  # the same switch /model makes (trimmer, warm-up)
     session = state.session
