@@ -22,7 +22,7 @@ from chatcli.providers.base import Provider
 from chatcli.repl.commands import ReplState
 from chatcli.repl.loop import EXIT_HINT
 from chatcli.repl.prompt import SlashCompleter
-from chatcli.repl.start import run_repl
+from chatcli.repl.start import Chat, run_repl
 from chatcli.repl.toolbar import context_tokens
 from chatcli.session import CONTINUE_PROMPT, Session
 from chatcli.settings import ProviderConfig, Settings
@@ -182,8 +182,11 @@ def test_internal_error_in_view_does_not_end_the_chat() -> None:
     err = io.StringIO()
     with create_pipe_input() as pipe:
         pipe.send_text("hi" + ENTER + CTRL_D)
-        code = run_repl(h.session or Session(h.provider, model="m"), settings=Settings(), open_view=broken_view,
-                        env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=DummyOutput())
+        code = run_repl(
+            Chat(session=h.session or Session(h.provider, model="m"), settings=Settings(), open_view=broken_view,
+                 env=Environment(stderr=err, stdout=io.StringIO())),
+            input=pipe, output=DummyOutput(),
+        )
     assert code == 0
     assert "internal error: RuntimeError: boom" in err.getvalue()
 
@@ -298,8 +301,11 @@ def test_warm_up_is_not_started_before_the_prompt() -> None:
     err = io.StringIO()
     with create_pipe_input() as pipe:
         pipe.send_text("hi" + ENTER + CTRL_D)
-        run_repl(h.session or Session(provider, model="m"), settings=Settings(), open_view=view,
-                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=Screen())
+        run_repl(
+            Chat(session=h.session or Session(provider, model="m"), settings=Settings(), open_view=view,
+                 env=Environment(stderr=err, stdout=io.StringIO())),
+            input=pipe, output=Screen(),
+        )
     # Drawn first, then the SDK import, joined before the first reply is shown.
     assert order == ["drawn", "warm", "view"]
 
@@ -311,10 +317,13 @@ def chat_with(start: Callable[[], Session], keys: str, *, output: DummyOutput | 
     typing `keys` into a pipe input."""
     with create_pipe_input() as pipe:
         pipe.send_text(keys)
-        return run_repl(start, label="fake:m", settings=Settings(),
-                        open_view=(lambda s: FakeView()) if open_view is None else open_view,
-                        env=Environment(stderr=io.StringIO() if err is None else err, stdout=io.StringIO()),
-                        first_message=first_message, input=pipe, output=DummyOutput() if output is None else output)
+        return run_repl(
+            Chat(session=start, label="fake:m", settings=Settings(),
+                 open_view=(lambda s: FakeView()) if open_view is None else open_view,
+                 env=Environment(stderr=io.StringIO() if err is None else err, stdout=io.StringIO()),
+                 first_message=first_message),
+            input=pipe, output=DummyOutput() if output is None else output,
+        )
 
 
 def test_the_session_is_built_once_the_prompt_is_drawn() -> None:
@@ -405,8 +414,11 @@ def test_a_resumed_conversations_toolbar_is_redrawn_with_its_tokens() -> None:
 
         keys = threading.Thread(target=leave_once_redrawn)
         keys.start()
-        run_repl(start, label="fake:m1", settings=Settings(), open_view=lambda s: FakeView(),
-                 env=Environment(stderr=io.StringIO(), stdout=io.StringIO()), input=pipe, output=Screen())
+        run_repl(
+            Chat(session=start, label="fake:m1", settings=Settings(), open_view=lambda s: FakeView(),
+                 env=Environment(stderr=io.StringIO(), stdout=io.StringIO())),
+            input=pipe, output=Screen(),
+        )
         keys.join()
     frames = shown()
     # The second frame is drawn as a difference from the first: only the changed cells.
@@ -563,8 +575,11 @@ def run_with_opener(session: Session, keys: str, opener: Any, output: Any = None
     err = io.StringIO()
     with create_pipe_input() as pipe:
         pipe.send_text(keys)
-        run_repl(session, settings=Settings(), open_view=lambda s: FakeView(), open_store=opener,
-                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=output or DummyOutput())
+        run_repl(
+            Chat(session=session, settings=Settings(), open_view=lambda s: FakeView(), open_store=opener,
+                 env=Environment(stderr=err, stdout=io.StringIO())),
+            input=pipe, output=output or DummyOutput(),
+        )
     return err.getvalue()
 
 
@@ -640,8 +655,11 @@ def test_a_store_failing_later_in_the_chat_says_so(tmp_path: Path) -> None:
     err = io.StringIO()
     with create_pipe_input() as pipe:
         pipe.send_text("first" + ENTER + "second" + ENTER + CTRL_D)
-        run_repl(session, settings=Settings(), open_view=open_view, open_store=opener,
-                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=DummyOutput())
+        run_repl(
+            Chat(session=session, settings=Settings(), open_view=open_view, open_store=opener,
+                 env=Environment(stderr=err, stdout=io.StringIO())),
+            input=pipe, output=DummyOutput(),
+        )
     assert "No space left on device" in err.getvalue()
     assert "no longer being saved" in err.getvalue()
     assert [v.text for v in views] == ["one", "two"]  # the chat went on
@@ -689,10 +707,12 @@ def test_a_piped_first_message_is_recorded_too(tmp_path: Path) -> None:
     err = io.StringIO()
     with create_pipe_input() as pipe:
         pipe.send_text(CTRL_D)
-        run_repl(session, settings=Settings(), open_view=lambda s: FakeView(),
+        run_repl(
+            Chat(session=session, settings=Settings(), open_view=lambda s: FakeView(),
                  open_store=lambda warn: Store.open(tmp_path / "data"),
-                 env=Environment(stderr=err, stdout=io.StringIO()), input=pipe, output=DummyOutput(),
-                 first_message="from the pipe")
+                 env=Environment(stderr=err, stdout=io.StringIO()), first_message="from the pipe"),
+            input=pipe, output=DummyOutput(),
+        )
     store = Store.open(tmp_path / "data")
     [saved] = store.list_conversations()
     assert [t.content for t in store.load_turns(saved.id)] == ["from the pipe", "to the pipe"]
@@ -733,11 +753,15 @@ def test_no_terminal_answers_the_piped_text_and_stops(monkeypatch: pytest.Monkey
 
     err = io.StringIO()
     env = Environment(stdin=None, stdout=io.StringIO(), stderr=err)
-    code = run_repl(Session(provider, model="m"), settings=Settings(), open_view=view, env=env,
-                    first_message="piped question")
+    code = run_repl(
+        Chat(session=Session(provider, model="m"), settings=Settings(), open_view=view, env=env,
+             first_message="piped question"),
+    )
     assert code == 0 and sent(provider) == ["piped question"] and views[0].text == "ok"
     assert "no terminal" in err.getvalue()
-    code = run_repl(Session(provider, model="m"), settings=Settings(), open_view=view, env=env)
+    code = run_repl(
+        Chat(session=Session(provider, model="m"), settings=Settings(), open_view=view, env=env),
+    )
     assert code == 2
 
 
@@ -760,9 +784,11 @@ def test_intro_lines_come_before_the_first_prompt_and_match_resume(tmp_path: Pat
     err = io.StringIO()
     with create_pipe_input() as pipe:
         pipe.send_text(CTRL_D)
-        run_repl(Session(provider, model="m1"), settings=Settings(), open_view=lambda s: FakeView(),
-                 env=Environment(stdin=None, stdout=io.StringIO(), stderr=err), intro=lines,
-                 input=pipe, output=DummyOutput())
+        run_repl(
+            Chat(session=Session(provider, model="m1"), settings=Settings(), open_view=lambda s: FakeView(),
+                 env=Environment(stdin=None, stdout=io.StringIO(), stderr=err), intro=lines),
+            input=pipe, output=DummyOutput(),
+        )
     assert err.getvalue().startswith("\n".join(lines) + "\n")
 
     h = Harness(provider=provider, session=Session(provider, model="m1"), store=store)

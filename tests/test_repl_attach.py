@@ -114,7 +114,7 @@ def test_chatcli_dash_a_goes_with_the_first_typed_message(tmp_path: Path) -> Non
 
     from chatcli.attachments import load
     from chatcli.env import Environment
-    from chatcli.repl.start import run_repl
+    from chatcli.repl.start import Chat, run_repl
 
     (tmp_path / "s.png").write_bytes(PNG)
     h = Harness()
@@ -123,7 +123,10 @@ def test_chatcli_dash_a_goes_with_the_first_typed_message(tmp_path: Path) -> Non
     assert session is not None
     with create_pipe_input() as pipe:
         pipe.send_text("what" + ENTER + CTRL_D)
-        run_repl(lambda: session, settings=h.settings, open_view=h.view,
+        run_repl(
+            Chat(session=lambda: session, settings=h.settings, open_view=h.view,
                  env=Environment(stdin=None, stdout=io.StringIO(), stderr=io.StringIO()),
-                 input=pipe, output=DummyOutput(), pending=[load(str(tmp_path / "s.png"))])
+                 pending=[load(str(tmp_path / "s.png"))]),
+            input=pipe, output=DummyOutput(),
+        )
     assert h.provider.calls[0].messages[-1].parts == (ImagePart(media_type="image/png", data=PNG, name="s.png"),)

@@ -68,18 +68,11 @@ def run_chat(shared: "Shared") -> int:
 def _run_chat(app: "App", start: "Callable[[], Session]", open_view: "Callable[[Session], ReplyView]",
               resolved: "Resolved", resolve_model: "Callable[[str], tuple[Provider, str]]", store_now: bool,
               first: "str | None", pending: "list[Any]", intro: "list[str] | None" = None) -> int:
-    from chatcli.repl.start import run_repl
+    from chatcli.repl.start import Chat, run_repl
 
     return run_repl(
-        start,
-        label=f"{resolved.provider.name}:{resolved.model}",
-        settings=app.settings,
-        open_view=open_view,
-        resolve_model=resolve_model,
-        store=app.store() if store_now else None,
-        open_store=app.store if app.settings.save and not store_now else None,
-        env=app.env,
-        first_message=first,
-        pending=pending,
-        intro=intro or (),
+        Chat(session=start, label=f"{resolved.provider.name}:{resolved.model}", settings=app.settings,
+             open_view=open_view, resolve_model=resolve_model, store=app.store() if store_now else None,
+             open_store=app.store if app.settings.save and not store_now else None, env=app.env,
+             first_message=first, pending=pending, intro=intro or ()),
     )

@@ -12,23 +12,17 @@ compare and the tools without pulling in prompt-toolkit.
 
 Wiring (for `cli/chat.py`)::
 
-    from chatcli.repl.start import run_repl
+    from chatcli.repl.start import Chat, run_repl
 
-    code = run_repl(
-        start,                         # () -> chatcli.session.Session, with its provider, model,
+    code = run_repl(Chat(
+        session=start,                 # () -> chatcli.session.Session, with its provider, model,
                                        # system, limits, trimmer and recorder; called once the
                                        # first prompt is drawn (or a built Session: used as is)
         label="openai:gpt-4o",         # what the toolbar shows until then
         settings=settings,             # chatcli.settings.Settings (aliases, models, prices, windows)
-        open_view=lambda s: ...,       # a NEW ReplyView for each reply; gets the Session so the
-                                       # label can say provider:model after /model
-        resolve_model=resolve,         # "/model SPEC" -> (Provider, model); raise ChatCLIError if bad.
-                                       # None: chatcli.config.resolve + build_provider, like -m
-        store=store,                   # chatcli.history.store.Store, or None with --no-save
-        env=env,                       # chatcli.env.Environment (streams and their TTY flags)
-        first_message=piped_text,      # `cat notes.md | chatcli`: sent before the first prompt
-        history_path=None,             # input history file; None = <settings.data_dir>/input_history
-    )
+        open_view=lambda s: ...,       # a NEW ReplyView for each reply (see `Chat` for the rest:
+                                       # model resolution, the store, piped text, attachments)
+    ))
     raise SystemExit(code)
 
 Returns the exit code: 0 when the user leaves (/exit, Ctrl-D, Ctrl-C twice on an empty line);

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -23,38 +24,48 @@ if TYPE_CHECKING:
     from chatcli.settings import Settings
 
 
-def run_repl(
-    session: Session | SessionFactory,
-    *,
-    settings: Settings,
-    open_view: ViewFactory,
-    label: str = "",
-    resolve_model: ModelResolver | None = None,
-    store: ConversationStore | None = None,
-    open_store: StoreOpener | None = None,
-    env: Environment | None = None,
-    first_message: str | None = None,
-    history_path: Path | None = None,
-    input: Input | None = None,
-    output: Output | None = None,
-    pending: Sequence[Attachment] = (),
-    intro: Sequence[str] = (),
-) -> int:
-    """Run the interactive chat until the user leaves; returns the exit code. See the module doc.
+@dataclass
+class Chat:
+    """What the chat needs, built by its caller: chatcli/cli/chat.py from the App, tests from fakes.
 
     `session`: the conversation's Session, or a callable that builds it; the REPL calls that once
     the first prompt is on screen (or before a piped first message is sent), and the toolbar shows
-    `label` ("provider:model") until then.
+    `label` ("provider:model") until then. `open_view`: a NEW ReplyView for each reply (it gets
+    the Session, so the label can say provider:model after /model). `resolve_model`: "/model SPEC"
+    -> (Provider, model), raising ChatCLIError if bad; None: as `-m` is resolved.
 
     `store`: the history store, already open; or `open_store` to open it once the prompt is up
     (a new conversation: its recorder is attached to the session then, before any request).
 
-    `intro`: lines said before the first prompt (`chatcli -c` / `-r ID`: which conversation this is,
-    from `chatcli.repl.resume`, the same lines `/resume` prints).
+    `first_message`: piped text sent before the first prompt; `pending`: attachments that go with
+    the first message; `intro`: lines said before the first prompt (`chatcli -c` / `-r ID`: which
+    conversation this is, from `chatcli.repl.resume`, the same lines `/resume` prints).
+    """
 
+    session: Session | SessionFactory
+    settings: Settings
+    open_view: ViewFactory
+    label: str = ""
+    resolve_model: ModelResolver | None = None
+    store: ConversationStore | None = None
+    open_store: StoreOpener | None = None
+    env: Environment | None = None
+    first_message: str | None = None
+    pending: Sequence[Attachment] = ()
+    intro: Sequence[str] = ()
+
+
+def run_repl(chat: Chat, *, history_path: Path | None = None, input: Input | None = None,
+             output: Output | None = None) -> int:
+    """Run the interactive chat until the user leaves; returns the exit code. See the module doc.
+
+    `history_path`: the input history file (None: <settings.data_dir>/input_history).
     `input`/`output` are for tests (prompt-toolkit pipe input and DummyOutput); when given, no
     terminal detection happens and `/dev/tty` is never opened.
     """
+    session, settings, open_view, label = chat.session, chat.settings, chat.open_view, chat.label
+    resolve_model, store, open_store, env = chat.resolve_model, chat.store, chat.open_store, chat.env
+    first_message, pending, intro = chat.first_message, chat.pending, chat.intro
     if env is None:
         from chatcli.env import Environment
 

@@ -18,7 +18,7 @@ from prompt_toolkit.output import DummyOutput
 from chatcli.env import Environment
 from chatcli.events import SessionEvent, TextDelta
 from chatcli.providers.base import Provider
-from chatcli.repl.start import run_repl
+from chatcli.repl.start import Chat, run_repl
 from chatcli.session import Session
 from chatcli.settings import Settings
 from tests.support.fakes import FakeProvider
@@ -86,11 +86,9 @@ class Harness:
         with create_pipe_input() as pipe:
             pipe.send_text(keys)
             code = run_repl(
-                # As the CLI does: the session is built by the REPL once its prompt is drawn.
-                lambda: session, label="fake:m1",
-                settings=self.settings, open_view=self.view, resolve_model=self.resolve_model,
-                store=self.store, env=env, first_message=first_message, history_path=self.history_path,
-                input=pipe, output=DummyOutput(),
+                Chat(session=lambda: session, label="fake:m1", settings=self.settings, open_view=self.view,
+                     resolve_model=self.resolve_model, store=self.store, env=env, first_message=first_message),
+                history_path=self.history_path, input=pipe, output=DummyOutput(),
             )
         return Run(code, err.getvalue(), self.views, self.provider.calls)
 
