@@ -5,6 +5,8 @@ path: Typer (+ its vendored click, shellingham) costs ~70 ms, more than the `--v
 Options come from the one table, `chatcli.cli.options.OPTIONS`; Typer runs with
 `rich_markup_mode=None` so `--help` is Click's plain formatter and never imports rich."""
 
+import functools
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,7 +16,7 @@ import typer
 from chatcli import __version__
 from chatcli.cli.ask import run_ask
 from chatcli.cli.chat import run_chat
-from chatcli.cli.options import BY_DEST, Ask, Opt, Shared
+from chatcli.cli.options import BY_DEST, OPTIONS, Ask, Opt, Shared
 from chatcli.cli.report import PipeClosed, info, out, state
 from chatcli.cli.wiring import environment, make_app
 
@@ -117,21 +119,42 @@ def option(dest: str, **extra: "Any") -> "Any":
     return typer.Option(*flags, metavar=opt.metavar, help=opt.help, min=limit(opt.min), max=limit(opt.max),
                         **extra)
 
-model_opt = Annotated[list[str] | None, option("model", show_default=False)]
-system_opt = Annotated[str | None, option("system")]
-max_tokens_opt = Annotated[int | None, option("max_tokens")]
-temperature_opt = Annotated[float | None, option("temperature")]
-continue_opt = Annotated[bool, option("continue_")]
-resume_opt = Annotated[str | None, option("resume")]
-no_save_opt = Annotated[bool, option("no_save")]
-plain_opt = Annotated[bool | None, option("plain", show_default=False)]
 config_opt = Annotated[Path | None, option("config")]
-debug_opt = Annotated[bool, option("debug")]
-tools_opt = Annotated[list[str] | None, option("tools", show_default=False)]
-no_tools_opt = Annotated[bool, option("no_tools")]
-allow_tool_opt = Annotated[list[str] | None, option("allow_tool", show_default=False)]
-attach_opt = Annotated[list[str] | None, option("attach", show_default=False)]
-role_opt = Annotated[str | None, option("role")]
+
+#: The Python type Typer reads for each kind of option in the table.
+_TYPES: dict[str, Any] = {"str": str | None, "int": int | None, "float": float | None, "path": Path | None,
+                          "flag": bool, "switch": bool | None, "list": list[str] | None}
+
+
+def _shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `command` one parameter per option of the table, where its `shared` parameter stands,
+    and call it with their values as one `Shared`: a new shared option needs no edit here."""
+    signature = inspect.signature(command)
+    params: list[inspect.Parameter] = []
+    annotations = {k: v for k, v in command.__annotations__.items() if k != "shared"}
+    for param in signature.parameters.values():
+        if param.name != "shared":
+            params.append(param)
+            continue
+        for opt in OPTIONS:
+            extra = {"show_default": False} if opt.kind in ("list", "switch") else {}
+            # A type built from a value: mypy cannot follow it; Typer reads it at run time.
+            kind = Annotated[_TYPES[opt.kind], option(opt.dest, **extra)]  # type: ignore[name-defined,valid-type]
+            default = False if opt.kind == "flag" else None
+            params.append(inspect.Parameter(opt.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                            annotation=kind))
+            annotations[opt.dest] = kind
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {opt.dest: kwargs.pop(opt.dest) for opt in OPTIONS}
+        shared = Shared(**{k: (v or ()) if BY_DEST[k].kind == "list" else v for k, v in values.items()})
+        return command(*args, shared=shared, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = annotations
+    return wrapper
+
 
 def version_callback(value: bool) -> None:
     if value:  # reached only when main()'s fast path did not see it (e.g. `chatcli -m x --version`)
@@ -143,17 +166,9 @@ version_opt = Annotated[bool, typer.Option(
 
 @app.callback(invoke_without_command=True)
 @_pipe_safe
-def root(ctx: typer.Context, model: model_opt = None, system: system_opt = None,
-         max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
-         continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
-         plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
-         tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
-         attach: attach_opt = None, role: role_opt = None, version: version_opt = False) -> None:
-    shared = Shared(model=model or (), system=system, max_tokens=max_tokens, temperature=temperature,
-                    continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
-                    debug=debug, tools=tools or (), no_tools=no_tools, allow_tool=allow_tool or (),
-                    attach=attach or (), role=role)
-    state.debug = state.debug or debug
+@_shared_options
+def root(ctx: typer.Context, shared: Shared, version: version_opt = False) -> None:
+    state.debug = state.debug or shared.debug
     ctx.obj = shared
     if ctx.invoked_subcommand is None:
         raise typer.Exit(run_chat(shared))
@@ -164,23 +179,15 @@ def root(ctx: typer.Context, model: model_opt = None, system: system_opt = None,
                     "finish reason tool_calls: the reply stopped with tool calls that did not run "
                     "(declined, not allowed without a terminal, no tools enabled, or max_tool_rounds).")
 @_pipe_safe
+@_shared_options
 def ask(ctx: typer.Context,
         prompt: Annotated[list[str] | None, typer.Argument(
             metavar="PROMPT", show_default=False,
             help="The message (its words are joined by spaces). Without one, piped stdin is the message.")
         ] = None,
         json_: Annotated[bool, option("json_")] = False,
-        model: model_opt = None, system: system_opt = None,
-        max_tokens: max_tokens_opt = None, temperature: temperature_opt = None,
-        continue_: continue_opt = False, resume: resume_opt = None, no_save: no_save_opt = False,
-        plain: plain_opt = None, config: config_opt = None, debug: debug_opt = False,
-        tools: tools_opt = None, no_tools: no_tools_opt = False, allow_tool: allow_tool_opt = None,
-        attach: attach_opt = None, role: role_opt = None) -> None:
-    shared = Shared(model=model or (), system=system, max_tokens=max_tokens, temperature=temperature,
-                    continue_=continue_, resume=resume, no_save=no_save, plain=plain, config=config,
-                    debug=debug, tools=tools or (), no_tools=no_tools,
-                    allow_tool=allow_tool or (), attach=attach or (), role=role).over(ctx.obj or Shared())
-    raise typer.Exit(run_ask(Ask(shared, prompt or [], json_)))
+        shared: Shared = None) -> None:  # type: ignore[assignment]  # filled in by _shared_options
+    raise typer.Exit(run_ask(Ask(shared.over(ctx.obj or Shared()), prompt or [], json_)))
 
 @app.command(help="Configured providers, their models and aliases. Marks the default, says which "
                   "keys are missing and which aliases point nowhere.")
