@@ -138,6 +138,8 @@ def one_run(server: Server, home: Path, *, chat: bool, interrupt: bool) -> tuple
     env = chat_env(home, extra={"OPENAI_BASE_URL": server.url})
     server.conn.send("serve")
     pty = Pty(["-m", OPENAI_MODEL] if chat else ["ask", "-m", OPENAI_MODEL, "hi"], env, rows=ROWS, cols=COLS)
+    # pexpect sleeps `delaybeforesend` (50 ms) before every send: it would be timed as Ctrl-C's cost.
+    pty.child.delaybeforesend = None
     try:
         _echoctl_on(pty)
         if chat:
