@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from chatcli.errors import ProviderError
@@ -12,7 +10,7 @@ from chatcli.events import Event, Finish, Message, TextDelta, ToolCall, ToolCall
 from chatcli.providers.anthropic import AnthropicProvider
 from chatcli.redact import Secret
 from chatcli.settings import ProviderConfig
-from tests.support.provider_checks import finish_of, text_of
+from tests.support.provider_checks import expect_error, finish_of, text_of
 from tests.support.sse_server import (
     Reply,
     Sleep,
@@ -23,6 +21,7 @@ from tests.support.sse_server import (
     anthropic_tool_events,
     sse,
 )
+from tests.support.tool_wire import calls_of, check_closed_during_arguments, provider_fixtures
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -33,36 +32,16 @@ WEATHER = ToolSpec("get_weather", "The weather in a city.",
 PARIS = '{"city": "Paris"}'
 
 
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
+def make_provider(srv: SSEServer) -> AnthropicProvider:
+    return AnthropicProvider(ProviderConfig(name="anthropic", type="anthropic", base_url=srv.anthropic_url,
+                                            api_key=Secret(CANARY), timeout=2.0, connect_timeout=1.0))
 
 
-@pytest.fixture(scope="module")
-def shared_provider(shared_server: SSEServer) -> Iterator[AnthropicProvider]:
-    p = AnthropicProvider(ProviderConfig(name="anthropic", type="anthropic", base_url=shared_server.anthropic_url,
-                                         api_key=Secret(CANARY), timeout=2.0, connect_timeout=1.0))
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def server(shared_server: SSEServer) -> SSEServer:
-    return shared_server.reset()
-
-
-@pytest.fixture
-def provider(shared_provider: AnthropicProvider, server: SSEServer) -> AnthropicProvider:
-    return shared_provider
+shared_server, shared_provider, server, provider = provider_fixtures(make_provider)
 
 
 def run(provider: AnthropicProvider) -> list[Event]:
     return list(provider.stream(ASK, model="m", tools=[WEATHER]))
-
-
-def calls_of(events: list[Event]) -> list[ToolCallPart]:
-    return [e.call for e in events if isinstance(e, ToolCall)]
 
 
 def test_tools_are_sent_with_input_schema(provider: AnthropicProvider, server: SSEServer) -> None:
@@ -159,22 +138,12 @@ def test_stream_that_ends_in_the_middle_of_a_call_is_incomplete(provider: Anthro
 def test_closing_the_stream_during_the_arguments_closes_the_response(provider: AnthropicProvider,
                                                                      server: SSEServer) -> None:
     server.add(Reply.sse([*_half_call(), Sleep(5.0)]))
-    stream = provider.stream(ASK, model="m", tools=[WEATHER])
-    for event in stream:
-        if isinstance(event, ToolCallDelta) and event.arguments:
-            break
-    stream.close()  # what the session does on Ctrl-C
-    assert server.wait_disconnect(3.0), "the HTTP response stayed open after the stream was closed"
-    assert server.disconnects == [0]
+    check_closed_during_arguments(provider.stream(ASK, model="m", tools=[WEATHER]), server)
 
 
 def _expect_bad_response(provider: AnthropicProvider, server: SSEServer) -> ProviderError:
-    with pytest.raises(ProviderError) as info:
-        run(provider)
-    err = info.value
-    assert err.kind == "bad_response", err
-    assert server.anthropic_url in str(err) and str(err).startswith("anthropic")
-    assert "\n" not in str(err) and CANARY not in str(err)
+    err = expect_error(lambda: run(provider), "bad_response", canary=CANARY, provider="anthropic")
+    assert server.anthropic_url in str(err)
     return err
 
 

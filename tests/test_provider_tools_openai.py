@@ -3,7 +3,6 @@ together by chatcli's own accumulator, through the real `openai` SDK over real H
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from chatcli.events import Event, Finish, Message, TextDelta, ToolCall, ToolCall
 from chatcli.providers.openai import OpenAIProvider
 from chatcli.redact import Secret
 from chatcli.settings import ProviderConfig
-from tests.support.provider_checks import finish_of, text_of
+from tests.support.provider_checks import expect_error, finish_of, text_of
 from tests.support.sse_server import (
     Reply,
     Sleep,
@@ -24,6 +23,7 @@ from tests.support.sse_server import (
     openai_tool_chunks,
     sse,
 )
+from tests.support.tool_wire import calls_of, check_closed_during_arguments, provider_fixtures
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -35,36 +35,16 @@ TIME = ToolSpec("time__get_current_time", "The time in a time zone.",
                 {"type": "object", "properties": {"timezone": {"type": "string"}}})
 
 
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[SSEServer]:
-    with SSEServer() as server:
-        yield server
+def make_provider(srv: SSEServer) -> OpenAIProvider:
+    return OpenAIProvider(ProviderConfig(name="openai", type="openai", base_url=srv.openai_url,
+                                         api_key=Secret(CANARY), timeout=2.0, connect_timeout=1.0))
 
 
-@pytest.fixture(scope="module")
-def shared_provider(shared_server: SSEServer) -> Iterator[OpenAIProvider]:
-    p = OpenAIProvider(ProviderConfig(name="openai", type="openai", base_url=shared_server.openai_url,
-                                      api_key=Secret(CANARY), timeout=2.0, connect_timeout=1.0))
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def server(shared_server: SSEServer) -> SSEServer:
-    return shared_server.reset()
-
-
-@pytest.fixture
-def provider(shared_provider: OpenAIProvider, server: SSEServer) -> OpenAIProvider:
-    return shared_provider
+shared_server, shared_provider, server, provider = provider_fixtures(make_provider)
 
 
 def run(provider: OpenAIProvider, tools: list[ToolSpec] | None = None) -> list[Event]:
     return list(provider.stream(ASK, model="m", tools=[WEATHER, TIME] if tools is None else tools))
-
-
-def calls_of(events: list[Event]) -> list[ToolCallPart]:
-    return [e.call for e in events if isinstance(e, ToolCall)]
 
 
 def deltas_by_call(events: list[Event]) -> dict[int, tuple[str | None, str]]:
@@ -243,24 +223,14 @@ def test_stream_that_ends_in_the_middle_of_a_call_is_incomplete(provider: OpenAI
 def test_closing_the_stream_during_the_arguments_closes_the_response(provider: OpenAIProvider,
                                                                      server: SSEServer) -> None:
     server.add(Reply.sse([*_half_call(), Sleep(5.0), openai_chunk({}, finish="tool_calls")]))
-    stream = provider.stream(ASK, model="m", tools=[WEATHER])
-    for event in stream:
-        if isinstance(event, ToolCallDelta) and event.arguments:
-            break
-    stream.close()  # what the session does on Ctrl-C
-    assert server.wait_disconnect(3.0), "the HTTP response stayed open after the stream was closed"
-    assert server.disconnects == [0]
+    check_closed_during_arguments(provider.stream(ASK, model="m", tools=[WEATHER]), server)
 
 
 # -- a streamed request answered with something that is not a stream ----------------------------
 
 def _expect_bad_response(provider: OpenAIProvider, server: SSEServer) -> ProviderError:
-    with pytest.raises(ProviderError) as info:
-        run(provider)
-    err = info.value
-    assert err.kind == "bad_response", err
-    assert server.openai_url in str(err) and str(err).startswith("openai")  # names the server
-    assert "\n" not in str(err) and CANARY not in str(err)
+    err = expect_error(lambda: run(provider), "bad_response", canary=CANARY, provider="openai")
+    assert server.openai_url in str(err)  # names the server
     return err
 
 
