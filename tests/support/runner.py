@@ -241,9 +241,10 @@ def chatcli(*args: str, stdin: str | bytes | IO[Any] | None = None, env: Mapping
 
 
 def run(args: Sequence[str], env: Mapping[str, str], *, input: bytes | None = None,
-        stdin: IO[Any] | None = None, cwd: str | os.PathLike[str] | None = None) -> Result:
+        stdin: IO[Any] | None = None, cwd: str | os.PathLike[str] | None = None, timeout: float | None = None) -> Result:
     """tests/support/binary.py's `run(args, env, input=...)` in this process: `env` is the WHOLE
     environment (as `subprocess.run(env=...)` takes it, e.g. `binary.cli_env(server)`), `input`
-    the piped bytes (none: an empty pipe, as `stdin=DEVNULL`)."""
+    the piped bytes (none: an empty pipe, as `stdin=DEVNULL`). `timeout` is accepted for the same
+    signature and not enforced: a call in this process is bounded by pytest's own --timeout."""
     return chatcli(*args, stdin=stdin if stdin is not None else input, environ=env,
                    cwd=Path(cwd) if cwd is not None else None)
