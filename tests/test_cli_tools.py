@@ -1,5 +1,6 @@
-"""`chatcli ask` with tools, end to end: the real CLI in-process (tests/support/runner.py), a scripted model on the loopback
-server (both dialects) that calls `mcp-server-time` (a real MCP server from PyPI, dev extra).
+"""`chatcli ask` with tools, end to end: the real CLI in-process (tests/support/runner.py), a
+scripted model on the loopback server (both dialects) that calls `mcp-server-time` (a real MCP
+server from PyPI, dev extra).
 
 With no terminal (the runner's streams are none), a call runs only if allowed (`--allow-tool`, or
 `allow` in the config); any other call is declined, stderr names it and says how to allow it.
