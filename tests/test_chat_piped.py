@@ -1,3 +1,4 @@
+# On the installed binary: "no terminal" here means a new session without /dev/tty, and the rest is a pty.
 """`chatcli` (the chat) with piped stdin that is an image or a PDF: the file joins the attachments
 pending for the first message, as `-a` would -- never the "binary stdin" refusal -- and the checks
 `ask` makes apply before the chat starts. The INSTALLED command: without a terminal as a subprocess

@@ -1,8 +1,10 @@
-"""End-to-end `chatcli ask`: the INSTALLED command as a subprocess against the loopback SSE server.
+"""End-to-end `chatcli ask`: the real CLI in-process (tests/support/runner.py) against the loopback
+SSE server; what needs a real process -- SIGINT, SIGTERM, `| head -1` (EPIPE, 141) and a
+`sitecustomize` read at interpreter start -- runs the INSTALLED command (tests/support/binary.py).
 
 Covers the stdin rules, `--json`, every exit code (0/1/2/3/130), `| head -1`, key hygiene, alias
-and named-endpoint resolution, and `.env` vs environment precedence. The environment passed to
-each subprocess is built from `os.environ` after the autouse isolation fixture ran, so nothing
+and named-endpoint resolution, and `.env` vs environment precedence. The environment given to
+each run is built from `os.environ` after the autouse isolation fixture ran, so nothing
 of the developer's (keys, config, history) leaks in.
 """
 
@@ -13,15 +15,19 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
-from tests.support.binary import CHATCLI, KEY, OTHER_KEY, assert_clean, cli_env, run, user_text
+from tests.support import binary
+from tests.support.binary import CHATCLI, KEY, OTHER_KEY, assert_clean, cli_env, user_text
+from tests.support.runner import run
 from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
-pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
+needs_binary = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 
 
 @pytest.fixture
@@ -66,42 +72,32 @@ def test_argument_then_stdin_in_a_longer_fence(server: SSEServer) -> None:
 
 def test_idle_pipe_with_argument_goes_on_after_the_timeout(server: SSEServer) -> None:
     server.add(ok_reply())
-    assert CHATCLI is not None
-    proc = subprocess.Popen([CHATCLI, "ask", "hello"], env=cli_env(server, CHATCLI_STDIN_TIMEOUT="0.5"),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = _communicate_keep_stdin(proc, 30)
-    finally:
-        if proc.stdin:
-            proc.stdin.close()
-    assert proc.returncode == 0, err
-    assert out == b"Hello world\n"
-    assert b"sent nothing in 0.5s" in err
+    with _idle_pipe() as idle:
+        result = run(["ask", "hello"], cli_env(server, CHATCLI_STDIN_TIMEOUT="0.5"), stdin=idle)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout_bytes == b"Hello world\n"
+    assert b"sent nothing in 0.5s" in result.stderr_bytes
     assert user_text(server) == "hello"
 
 
 def test_idle_pipe_without_argument_is_a_clear_error() -> None:
-    assert CHATCLI is not None
-    proc = subprocess.Popen([CHATCLI, "ask"], env=cli_env(None, OPENAI_API_KEY=KEY, CHATCLI_STDIN_TIMEOUT="0.5"),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = _communicate_keep_stdin(proc, 30)
-    assert proc.returncode == 2
-    assert out == b""
-    assert err.decode().startswith("chatcli: stdin is open but sent nothing in 0.5s")
-    assert err.count(b"\n") == 1
+    with _idle_pipe() as idle:
+        result = run(["ask"], cli_env(None, OPENAI_API_KEY=KEY, CHATCLI_STDIN_TIMEOUT="0.5"), stdin=idle)
+    assert result.returncode == 2
+    assert result.stdout_bytes == b""
+    assert result.stderr_bytes.decode().startswith("chatcli: stdin is open but sent nothing in 0.5s")
+    assert result.stderr_bytes.count(b"\n") == 1
 
 
-def _communicate_keep_stdin(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
-    """Wait for the process while its stdin pipe stays open and silent (communicate() would close it)."""
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("chatcli hung on an idle stdin pipe")
-        time.sleep(0.05)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    with proc.stdin, proc.stdout, proc.stderr:  # closed here: an unclosed pipe is a ResourceWarning, an error
-        return proc.stdout.read(), proc.stderr.read()
+@contextmanager
+def _idle_pipe() -> Iterator[IO[str]]:
+    """A stdin pipe that stays open and silent: its write end is held until the run is over."""
+    read_end, write_end = os.pipe()
+    try:
+        with os.fdopen(read_end, "r") as stream:
+            yield stream
+    finally:
+        os.close(write_end)
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -191,6 +187,7 @@ def test_exit_1_request_failed_without_text(server: SSEServer) -> None:
     assert_clean(result)
 
 
+@needs_binary
 def test_exit_130_on_sigint_during_a_stalled_stream(server: SSEServer) -> None:
     server.add(Reply.sse(openai_chunks(["partial "], finish=None, done=False), stall=8))
     assert CHATCLI is not None
@@ -215,6 +212,7 @@ def test_exit_130_on_sigint_during_a_stalled_stream(server: SSEServer) -> None:
     assert listing.returncode == 0 and "x" in listing.stdout
 
 
+@needs_binary
 def test_sigterm_saves_the_partial_reply_and_exits_143(server: SSEServer) -> None:
     server.add(Reply.sse(openai_chunks(["half a "], finish=None, done=False), stall=8))
     assert CHATCLI is not None
@@ -239,6 +237,7 @@ def test_exit_2_usage_error_from_click(server: SSEServer) -> None:
     assert "Traceback" not in result.stderr
 
 
+@needs_binary
 def test_head_closing_the_pipe_is_quiet(server: SSEServer) -> None:
     lines = [f"line {i}\n" for i in range(3000)]
     server.add(Reply.sse(openai_chunks(lines)))
@@ -254,6 +253,7 @@ def test_head_closing_the_pipe_is_quiet(server: SSEServer) -> None:
     assert proc.returncode in (0, 141)
 
 
+@needs_binary
 def test_head_via_a_real_shell_pipeline(server: SSEServer) -> None:
     server.add(Reply.sse(openai_chunks([f"row {i}\n" for i in range(2000)])))
     assert CHATCLI is not None
@@ -267,8 +267,10 @@ def test_head_via_a_real_shell_pipeline(server: SSEServer) -> None:
 # -- providers, keys, resolution ---------------------------------------------------------------------
 
 
+@needs_binary
 def test_no_provider_usable_exits_2_with_one_message(tmp_path: Path) -> None:
-    # Hide the local extra from the subprocess (it may be installed in this venv).
+    # Hide the local extra from the subprocess (it may be installed in this venv): a sitecustomize
+    # on PYTHONPATH, read when the interpreter starts -- so the installed binary, not the runner.
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(
@@ -279,7 +281,7 @@ def test_no_provider_usable_exits_2_with_one_message(tmp_path: Path) -> None:
         "            raise ModuleNotFoundError(name)\n"
         "        return None\n"
         "sys.meta_path.insert(0, _Block())\n")
-    result = run(["ask", "hi"], cli_env(None, PYTHONPATH=str(blocker)))
+    result = binary.run(["ask", "hi"], cli_env(None, PYTHONPATH=str(blocker)))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1

@@ -1,5 +1,5 @@
-"""`chatcli ask -a/--attach`, piped images and PDFs, and `--role`: the INSTALLED command as a
-subprocess, both SDKs against the loopback server, the recorded request bodies checked for the
+"""`chatcli ask -a/--attach`, piped images and PDFs, and `--role`: the real CLI in-process
+(tests/support/runner.py), both SDKs against the loopback server, the recorded request bodies checked for the
 exact part shapes. Media are tiny real files from tests/support/media.py."""
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from tests.support import media
-from tests.support.binary import CHATCLI, KEY, assert_clean, cli_env, run
+from tests.support.binary import KEY, assert_clean, cli_env
+from tests.support.runner import run
 from tests.support.sse_server import Reply, SSEServer, anthropic_events, openai_chunks, openai_error
-
-pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 
 PNG = media.png()
 PDF = media.pdf()

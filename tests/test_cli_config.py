@@ -1,5 +1,7 @@
 """End-to-end `chatcli --version/--help`, `models`, `config path/show/init` and config errors,
-through the installed command; plus what start-up imports (no SDK, rich or prompt-toolkit)."""
+through the real CLI in-process (tests/support/runner.py); `--version` (answered by `main()`
+before `run()`) through the installed command, and what start-up imports (no SDK, rich or
+prompt-toolkit) in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from chatcli import __version__
-from tests.support.binary import CHATCLI, KEY, cli_env, run
-
-pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
+from tests.support import binary
+from tests.support.binary import KEY, cli_env
+from tests.support.runner import run
 
 HEAVY = ("openai", "anthropic", "rich", "prompt_toolkit", "httpx", "httpx2", "pydantic", "markdown_it",
          "llama_cpp")
@@ -36,10 +38,13 @@ def imported_by(args: list[str], env: dict[str, str]) -> set[str]:
     return {m for m in line.removeprefix("IMPORTED=").split(",") if m}
 
 
+@pytest.mark.skipif(binary.CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 def test_version() -> None:
-    result = run(["--version"], cli_env())
+    # The installed binary: `main()` answers `--version` itself, before `run()` (tests/support/runner.py).
+    result = binary.run(["--version"], cli_env())
     assert (result.returncode, result.stdout) == (0, f"chatcli {__version__}\n")
-    assert run(["--debug", "--version"], cli_env()).stdout == f"chatcli {__version__}\n"
+    assert binary.run(["--debug", "--version"], cli_env()).stdout == f"chatcli {__version__}\n"
+    assert run(["--version"], cli_env()).stdout == f"chatcli {__version__}\n"  # and Typer's, in-process
 
 
 def test_version_and_help_and_light_commands_import_nothing_heavy() -> None:

@@ -1,3 +1,4 @@
+# On the installed binary: PYTHONIOENCODING and the C locale are read once, when the interpreter starts.
 """A terminal that is not UTF-8: nothing crashes, nothing stored is lost (issue 16, item 2).
 
 The INSTALLED `chatcli` runs as a subprocess (as in tests/test_cli_ask.py) against the loopback

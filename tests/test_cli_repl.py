@@ -1,17 +1,20 @@
 """`chatcli` with no command reaches the REPL with the session cli.py built (wiring, not REPL behaviour:
-tests/test_repl.py covers that)."""
+tests/test_repl.py covers that). The terminal cases run the installed command in a pty (and one under
+LC_ALL=C, read at interpreter start); the piped one runs in-process (tests/support/runner.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.support.binary import CHATCLI, KEY, cli_env, run, user_text
+from tests.support.binary import CHATCLI, KEY, cli_env, user_text
+from tests.support.runner import run
 from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 pexpect = pytest.importorskip("pexpect")
-pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
+needs_binary = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 
 
+@needs_binary
 def test_repl_in_a_terminal_uses_flags_and_exits_on_ctrl_d() -> None:
     with SSEServer() as server:
         server.add(Reply.sse(openai_chunks(["Hello", " from the REPL"], usage=(3, 4))))
@@ -44,6 +47,7 @@ def test_piped_first_message_without_a_terminal() -> None:
         assert user_text(server) == "notes to discuss\n"
 
 
+@needs_binary
 def test_non_ascii_typed_in_the_chat_under_the_c_locale() -> None:
     # LC_ALL=C without UTF-8 mode: prompt-toolkit decoded the keys as ASCII, so "é" typed in a
     # UTF-8 terminal reached the request as escaped bytes and the turn failed ("surrogates not

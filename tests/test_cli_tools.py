@@ -1,7 +1,8 @@
-"""`chatcli ask` with tools, end to end: the INSTALLED command, a scripted model on the loopback
-server (both dialects) that calls `mcp-server-time` (a real MCP server from PyPI, dev extra).
+"""`chatcli ask` with tools, end to end: the real CLI in-process (tests/support/runner.py), a
+scripted model on the loopback server (both dialects) that calls `mcp-server-time` (a real MCP
+server from PyPI, dev extra).
 
-With no terminal (these subprocesses have none), a call runs only if allowed (`--allow-tool`, or
+With no terminal (the runner's streams are none), a call runs only if allowed (`--allow-tool`, or
 `allow` in the config); any other call is declined, stderr names it and says how to allow it.
 The next request carries each call's result under its own id; `--json` reports the calls; the
 exit code is 3 when the reply ends with calls that did not run; no API key reaches the server."""
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.binary import KEY, assert_clean, cli_env, run
+from tests.support.binary import KEY, assert_clean, cli_env
+from tests.support.runner import run
 from tests.support.sse_server import (
     Reply,
     SSEServer,

@@ -1,5 +1,6 @@
-"""`chatcli ask -m A -m B [-m C]`: the installed command against one loopback server per model,
-through the real openai and anthropic SDKs (chatcli/compare.py).
+"""`chatcli ask -m A -m B [-m C]`: the real CLI in-process (tests/support/runner.py) against one
+loopback server per model, through the real openai and anthropic SDKs (chatcli/compare.py); the
+Ctrl-C case sends a real SIGINT, so it runs the installed command (tests/support/binary.py).
 
 Plain output order, `--json`, the exit code for each mix of outcomes, a failing model that does
 not stop the others, Ctrl-C closing every stream with each partial stored, and the one-local-model
@@ -18,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.binary import CHATCLI, assert_clean, cli_env, run
+from tests.support.binary import CHATCLI, assert_clean, cli_env
+from tests.support.runner import run
 from tests.support.sse_server import Reply, Sleep, SSEServer, anthropic_events, openai_chunks
-
-pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 
 A_KEY = "sk-canary-openai-1a2b3c4d5e6f7a8b9c"
 B_KEY = "sk-ant-canary-9z8y7x6w5v4u3t2s1r"
@@ -145,6 +145,7 @@ def test_resume_takes_one_model(servers: Any) -> None:
     assert not a.requests and not b.requests
 
 
+@pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
 def test_ctrl_c_closes_every_stream_and_stores_each_partial(servers: Any) -> None:
     a, b, _ = servers
     # Both stream some text, then stall far longer than the test takes.

@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from chatcli.session import Session
 from chatcli.settings import Settings
 from chatcli.turn import Turn
 from tests.support.fakes import TTY, FakeProvider
+from tests.support.runner import Result, run
 
 REPLY = "## Summary\n\nIt works.\n\n```md\n## not a heading: code\n```\n\nDetails\n-------\n\n> ## quoted"
 
@@ -199,11 +198,11 @@ def test_usage_and_finish_events_are_what_the_chat_records(store: Store) -> None
 # -- through the CLI --------------------------------------------------------------------------------
 
 
-def _chatcli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _chatcli(tmp_path: Path, *args: str) -> Result:
+    """`chatcli ARGS` in-process (tests/support/runner.py), with no terminal and its own directories."""
     env = {**os.environ, "CHATCLI_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TERM": "dumb"}
-    return subprocess.run([sys.executable, "-m", "chatcli", *args], env=env, capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+           "TERM": "dumb"}
+    return run(list(args), env, cwd=tmp_path)
 
 
 def test_cli_export_force_and_delete_yes(tmp_path: Path) -> None:

@@ -4,38 +4,30 @@
   is shown raw, with a warning, stored raw, and `chatcli ask` exits 3 -- for both dialects;
 * a retry line says out of how many attempts (`attempt 2 of 4`), in the plain writer and the panel.
 
-`chatcli ask` runs as the installed command against the loopback server (real SDKs, real HTTP).
+`chatcli ask` runs in-process (tests/support/runner.py) against the loopback server (real SDKs, real HTTP).
 """
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from chatcli.events import Finish, Retrying, TextDelta
 from chatcli.render.footer import describe_finish, retry_line
 from chatcli.render.plain import PlainView
+from tests.support.runner import Result, run
 from tests.support.sse_server import Reply, SSEServer, anthropic_events, openai_chunks
 
-CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
 KEY = "sk-canary-finish-0123456789abcdef"
 pytestmark = pytest.mark.timeout(90)
 
 
-def ask(server: SSEServer, model: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    assert CHATCLI is not None
+def ask(server: SSEServer, model: str, *extra: str) -> Result:
     env = dict(os.environ, TERM="dumb", CHATCLI_STDIN_TIMEOUT="2", OPENAI_BASE_URL=server.openai_url,
                OPENAI_API_KEY=KEY, ANTHROPIC_BASE_URL=server.anthropic_url, ANTHROPIC_API_KEY=KEY)
-    proc = subprocess.run([CHATCLI, "ask", "-m", model, *extra, "hi"], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=60)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"),
-                                       proc.stderr.decode("utf-8", "replace"))
+    return run(["ask", "-m", model, *extra, "hi"], env)
 
 
 @pytest.fixture
@@ -44,7 +36,6 @@ def server() -> object:
         yield s
 
 
-@pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed")
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
 def test_unknown_finish_reason_is_shown_raw_warned_and_exits_3(server: SSEServer, dialect: str) -> None:
     if dialect == "openai":
@@ -63,14 +54,12 @@ def test_unknown_finish_reason_is_shown_raw_warned_and_exits_3(server: SSEServer
     assert "Traceback" not in result.stderr and KEY not in result.stderr
 
 
-@pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed")
 def test_known_values_of_compatible_servers_are_still_complete(server: SSEServer) -> None:
     server.add(Reply.sse(openai_chunks(["ok"], finish="eos")))  # llama.cpp / TGI
     result = ask(server, "openai:gpt-test")
     assert result.returncode == 0 and "[stop (eos)" in result.stderr and "warning" not in result.stderr
 
 
-@pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed")
 def test_ask_retry_line_says_attempt_2_of_4(server: SSEServer) -> None:
     server.add(Reply.error(503, "busy", headers=(("retry-after-ms", "100"),)),
                Reply.sse(openai_chunks(["ok"])))

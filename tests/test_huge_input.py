@@ -1,4 +1,4 @@
-"""A huge input and a huge reply (issue 16, item 16), through the installed `chatcli ask`.
+"""A huge input and a huge reply (issue 16, item 16), through `chatcli ask` in-process (tests/support/runner.py).
 
 * a 5 MB stdin, ten times a 128k window, gets one clear warning on stderr before the request
   goes, and is sent all the same (the estimate is conservative; the server has the last word);
@@ -10,9 +10,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,14 +17,13 @@ import pytest
 from chatcli.events import Finish, TextDelta
 from chatcli.session import Session
 from tests.support.fakes import FakeProvider
+from tests.support.runner import run
 from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
-CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
 KEY = "sk-canary-huge-0123456789abcdef"
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed")
 def test_5mb_stdin_is_warned_about_once_before_sending(tmp_path: Path) -> None:
     big = ("lorem ipsum dolor sit amet, consectetur adipiscing elit\n" * 92_000).encode()  # ~5 MB
     assert len(big) > 5_000_000
@@ -35,10 +31,8 @@ def test_5mb_stdin_is_warned_about_once_before_sending(tmp_path: Path) -> None:
         server.add(Reply.sse(openai_chunks(["too long, but read"])))
         env = dict(os.environ, TERM="dumb", CHATCLI_STDIN_TIMEOUT="5", OPENAI_BASE_URL=server.openai_url,
                    OPENAI_API_KEY=KEY, CHATCLI_HOME=str(tmp_path / "data"))
-        assert CHATCLI is not None
-        proc = subprocess.run([CHATCLI, "ask", "-m", "openai:gpt-4o-mini", "summarize"], env=env, input=big,
-                              capture_output=True, timeout=100)
-        err = proc.stderr.decode("utf-8", "replace")
+        proc = run(["ask", "-m", "openai:gpt-4o-mini", "summarize"], env, input=big, timeout=100)
+        err = proc.stderr_bytes.decode("utf-8", "replace")
         assert proc.returncode == 0, err
         warnings = [line for line in err.splitlines() if "context window" in line]
         assert len(warnings) == 1, err

@@ -11,12 +11,8 @@ dialect's gateways too (Azure-style `api-key`). The loopback server plays the ga
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +23,7 @@ from chatcli.providers.anthropic import AnthropicProvider
 from chatcli.providers.openai import OpenAIProvider
 from chatcli.redact import Secret
 from chatcli.settings import ProviderConfig
+from tests.support.runner import run as run_cli
 from tests.support.sse_server import Recorded, Reply, SSEServer, anthropic_events, openai_chunks
 
 pytestmark = pytest.mark.timeout(60)
@@ -151,23 +148,17 @@ def test_openai_gateway_with_the_header_configured_works(server: SSEServer) -> N
 
 # -- the user's line ---------------------------------------------------------------------------
 
-CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
-
-
-@pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed")
 def test_ask_against_a_gateway_error_line_says_which_header(server: SSEServer) -> None:
     server.guard = requires("x-gateway-token", echo_key=True)
     env = dict(os.environ, TERM="dumb", ANTHROPIC_BASE_URL=server.anthropic_url, ANTHROPIC_API_KEY=CANARY,
                CHATCLI_STDIN_TIMEOUT="2")
-    assert CHATCLI is not None
-    proc = subprocess.run([CHATCLI, "ask", "-m", "anthropic:claude-x", "hi"], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=60)
-    err = proc.stderr.decode("utf-8", "replace")
+    proc = run_cli(["ask", "-m", "anthropic:claude-x", "hi"], env)  # in-process: tests/support/runner.py
+    err = proc.stderr_bytes.decode("utf-8", "replace")
     assert proc.returncode == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("chatcli:"), err
     assert "'x-gateway-token' header" in lines[0] and "check the API key" not in lines[0]
-    assert CANARY not in err and CANARY not in proc.stdout.decode("utf-8", "replace")
+    assert CANARY not in err and CANARY not in proc.stdout_bytes.decode("utf-8", "replace")
     assert "Traceback" not in err
     # and the gateway really saw both credentials, so a key-checking one would have let it through
     assert server.requests[0].headers["x-api-key"] == CANARY

@@ -1,21 +1,19 @@
 """The README's Tools, Attachments and Roles sections show configs that work: each TOML block is
-written to a config file and used by the INSTALLED command -- the `mcp-server-time` server from the
-Tools section answers a real call, the filesystem server's entry is a valid server (its npm package
-is optional, so it is not started here), and the Roles section's roles are listed by `chatcli roles`."""
+written to a config file and used by the real CLI in-process (tests/support/runner.py) -- the
+`mcp-server-time` server from the Tools section answers a real call, the filesystem server's entry
+is a valid server (its npm package is optional, so it is not started here), and the Roles
+section's roles are listed by `chatcli roles`."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.binary import CHATCLI
-
-pytestmark = pytest.mark.skipif(CHATCLI is None, reason="the chatcli command is not installed (pip install -e .)")
+from tests.support.runner import Result, run
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -30,15 +28,13 @@ def toml_blocks(text: str) -> str:
     return "\n".join(re.findall(r"```toml\n(.*?)```", text, re.S))
 
 
-def chatcli(args: list[str], tmp_path: Path, config: str) -> subprocess.CompletedProcess[str]:
-    assert CHATCLI is not None
+def chatcli(args: list[str], tmp_path: Path, config: str) -> Result:
     path = tmp_path / "config.toml"
     path.write_text(config)
     path.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "CHATCLI_"))}
     env.update(CHATCLI_HOME=str(tmp_path / "data"), HOME=str(tmp_path))
-    return subprocess.run([CHATCLI, "--config", str(path), *args], env=env, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return run(["--config", str(path), *args], env, timeout=120)
 
 
 @pytest.mark.skipif(shutil.which("mcp-server-time") is None, reason="mcp-server-time (dev extra)")

@@ -160,3 +160,70 @@ def test_streams_environment_and_gc_are_put_back() -> None:
     assert result.exit_code == 2
     after = (sys.stdin, sys.stdout, sys.stderr, dict(os.environ), gc.isenabled(), gc.get_freeze_count())
     assert after == before
+
+
+def test_environ_replaces_the_whole_environment_and_cwd_is_the_calls(tmp_path: Path) -> None:
+    os.environ["OPENAI_API_KEY"] = KEY  # the test process's own: `environ=` must hide it
+    try:
+        config = tmp_path / "there" / "c.toml"
+        whole = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+        result = chatcli("models", environ=whole)
+        assert "key OPENAI_API_KEY missing" in result.stdout, result.stderr
+        path = chatcli("config", "path", environ={**whole, "CHATCLI_CONFIG": str(config)})
+        assert path.stdout == f"{config}\n"
+    finally:
+        del os.environ["OPENAI_API_KEY"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".env").write_text(f"OPENAI_API_KEY={KEY}\n")
+    here = os.getcwd()
+    assert "key OPENAI_API_KEY missing" not in chatcli("models", cwd=elsewhere).stdout  # .env read from cwd
+    assert "key OPENAI_API_KEY missing" in chatcli("models").stdout
+    assert os.getcwd() == here
+
+
+def test_stdin_flagged_as_a_tty_is_not_read() -> None:
+    piped = chatcli("ask", stdin="", env=OPENAI)
+    assert piped.exit_code == 2 and "nothing to ask" in piped.stderr
+    with SSEServer() as server:
+        server.add(Reply.sse(openai_chunks(["ok"], finish="stop", usage=(1, 1))))
+        env = {"OPENAI_BASE_URL": server.openai_url, **OPENAI}
+        result = chatcli("ask", "--no-save", "-m", "openai:gpt-test", "q", stdin="ignored text", stdin_isatty=True,
+                         env=env)
+        assert result.exit_code == 0, result.stderr
+        assert server.requests[0].json is not None
+        assert server.requests[0].json["messages"][-1]["content"] == "q"
+
+
+def test_a_real_file_object_is_stdin_as_it_is() -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "r") as idle:
+        result = chatcli("ask", stdin=idle, env={"CHATCLI_STDIN_TIMEOUT": "0.2", **OPENAI})
+    os.close(write_end)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("chatcli: stdin is open but sent nothing in 0.2s")
+
+
+def test_signal_handlers_run_state_and_warn_once_memory_are_put_back() -> None:
+    import signal
+
+    from chatcli import fsperm
+    from chatcli.cli import report
+
+    def mine(signum: int, frame: object) -> None:  # pragma: no cover - never delivered
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    fsperm._warned.add("/a/path/the/test/warned/about")
+    report.state.secrets = ("outer",)
+    try:
+        result = chatcli("--debug", "ask", "-c", "-r", "x", "hi")
+        assert result.exit_code == 2
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert report.state.secrets == ("outer",) and report.state.debug is False
+        assert fsperm._warned == {"/a/path/the/test/warned/about"}
+        assert sys.argv[0] != "chatcli"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        fsperm._warned.clear()
+        del report.state.secrets

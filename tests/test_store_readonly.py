@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from chatcli.session import Session
 from chatcli.settings import Settings
 from chatcli.turn import Turn
 from tests.support.fakes import FakeProvider
+from tests.support.runner import run
 from tests.support.store_schema1 import make_old_database
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
@@ -166,22 +166,10 @@ def test_a_read_only_schema_1_history_is_read_without_migrating(base: Path) -> N
 
 
 def _cli(environ: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """`chatcli ARGS` in this process (the real CLI: Typer, the app, the error reporting)."""
-    from chatcli import cli
-
-    os.environ.clear()
-    os.environ.update(environ)
-    here = os.getcwd()
-    os.chdir(environ["HOME"])  # the .env lookup reads the working directory
-    out, err = io.StringIO(), io.StringIO()
-    sys.stdin, sys.stdout, sys.stderr = io.StringIO(), out, err
-    try:
-        code = cli.run(list(args))
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
-        with contextlib.suppress(OSError):  # nobody may not enter pytest's directory again: no matter
-            os.chdir(here)
-    return code, out.getvalue(), err.getvalue()
+    """`chatcli ARGS` in this process (tests/support/runner.py: the real CLI, Typer, the app, the
+    error reporting), run from HOME: the .env lookup reads the working directory."""
+    result = run(list(args), environ, cwd=environ["HOME"])
+    return result.exit_code, result.stdout, result.stderr
 
 
 def test_history_cli_reads_a_read_only_history_and_names_the_reason(base: Path) -> None:
@@ -197,13 +185,10 @@ def test_history_cli_reads_a_read_only_history_and_names_the_reason(base: Path) 
 
     # nobody cannot read the interpreter's own library when it is installed in root's home: import it all now
     if AS_ROOT:
-        saved = os.environ.copy()
         warm = {**environ, "CHATCLI_HOME": str(base / "warm")}
         _saved_history(base / "warm")
         for args in (["history", "list"], ["history", "search", "数据库"], ["history", "delete", "0", "--yes"]):
             _cli(warm, *args)
-        os.environ.clear()
-        os.environ.update(saved)
     code, out, err = _as_nobody(_cli, environ, "history", "list")
     assert code == 0, err
     assert conv in out and "openai:gpt-4o-mini" in out and "readonly" not in err

@@ -1,6 +1,8 @@
 """The INSTALLED `chatcli` command as a subprocess: where it is, its environment, its output.
 
-For what only a real process has (signals, `| head -1`, the pty). `cli_env()` starts from
+For what only a real process has (signals, `| head -1`, the pty); everything else runs in-process
+through tests/support/runner.py, whose `run(args, cli_env(...), input=...)` takes the same
+arguments. `cli_env()` starts from
 `os.environ` after the autouse isolation fixture (tests/conftest.py) ran, so nothing of the
 developer's (keys, config, history) leaks in; `KEY` and `OTHER_KEY` are canaries that
 `assert_clean` checks never reach the output.
@@ -13,7 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tests.support.sse_server import SSEServer
 
@@ -43,7 +45,17 @@ def run(args: list[str], env: dict[str, str], *, input: bytes | None = None, std
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def assert_clean(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
+class Output(Protocol):
+    """What `run()` here and tests/support/runner.py's `run()` both return."""
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
+
+
+def assert_clean(result: Output, *secrets: str) -> None:
     for secret in (KEY, OTHER_KEY, *secrets):
         assert secret not in result.stdout and secret not in result.stderr
     assert "Traceback" not in result.stderr
