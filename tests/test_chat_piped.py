@@ -67,7 +67,7 @@ def test_other_binary_stdin_keeps_its_error() -> None:
 
 def test_in_a_terminal_the_piped_image_goes_with_the_first_typed_message(tmp_path: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
-    from tests.e2e.test_repl_pty import PROMPT, chat_env, finish, run_in_pty
+    from tests.support.pty import PROMPT, chat_env, finish, run_in_pty
 
     (tmp_path / "shot.png").write_bytes(PNG)
     with SSEServer() as server:
@@ -92,7 +92,7 @@ def test_in_a_terminal_the_piped_image_goes_with_the_first_typed_message(tmp_pat
 def test_attach_and_role_in_the_chat_against_both_dialects(tmp_path: Path, dialect: str) -> None:
     # `chatcli --role NAME`, `/attach PATH` in a pseudo-terminal, the real SDK on the loopback server.
     pytest.importorskip("pexpect")
-    from tests.e2e.test_repl_pty import PROMPT, chat_env, finish, run_in_pty
+    from tests.support.pty import PROMPT, chat_env, finish, run_in_pty
     from tests.support.sse_server import anthropic_events
 
     (tmp_path / "shot.gif").write_bytes(media.gif())

@@ -12,7 +12,6 @@ support CPR" warning after its timeout. Real terminals answer it.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import pexpect
 import pytest
 
+from tests.support.pty import CTRL_C, CTRL_D, PROMPT, chat_env, finish, run_in_pty, screen, wait_for
 from tests.support.sse_server import Reply, SSEServer, openai_chunks
 
 CHATCLI = shutil.which("chatcli", path=str(Path(sys.executable).parent)) or shutil.which("chatcli")
@@ -31,36 +31,11 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith(("linux", "darwin")), reason="needs a POSIX pty"),
 ]
 
-TIMEOUT = 20  # generous: a cold start imports the SDK; bounded: a hang fails, never blocks CI
-# prompt-toolkit turns bracketed paste on when a prompt starts and off when it ends, so this
-# sequence marks "a prompt is active and reading keys" (the "> " itself is drawn with cursor
-# moves, not a literal space).
-PROMPT = "\x1b[?2004h"
-CTRL_C = "\x03"
-CTRL_D = "\x04"
-
 
 @pytest.fixture
 def server() -> Iterator[SSEServer]:
     with SSEServer() as srv:
         yield srv
-
-
-def chat_env(server: SSEServer, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "CHATCLI_"))}
-    env.update({
-        "HOME": str(home),
-        "CHATCLI_HOME": str(home / "chatcli-data"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "OPENAI_BASE_URL": server.openai_url,
-        "OPENAI_API_KEY": "sk-canary-e2e-0123456789abcdef",
-        "TERM": "xterm-256color",
-        "PROMPT_TOOLKIT_NO_CPR": "1",
-        "COLUMNS": "100",
-        "LINES": "30",
-    })
-    env.pop("NO_COLOR", None)
-    return env
 
 
 def spawn(server: SSEServer, home: Path, command: str | None = None) -> pexpect.spawn:
@@ -69,54 +44,6 @@ def spawn(server: SSEServer, home: Path, command: str | None = None) -> pexpect.
     if command is None:
         return run_in_pty(CHATCLI, ["-m", "openai:gpt-test"], env)
     return run_in_pty("/bin/bash", ["-c", command], env)
-
-
-def run_in_pty(program: str | None, args: list[str], env: dict[str, str]) -> pexpect.spawn:
-    """`program` in a 100x30 pty, everything it writes kept for `screen()`."""
-    assert program is not None
-    child = pexpect.spawn(program, args, env=env, dimensions=(30, 100), encoding="utf-8", codec_errors="replace",
-                          timeout=TIMEOUT)
-    child.logfile_read = _Log()
-    return child
-
-
-class _Log:
-    """Keeps everything the terminal received, for assertions and for failure messages."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def write(self, data: str) -> None:
-        self.parts.append(data)
-
-    def flush(self) -> None:
-        pass
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-def screen(child: pexpect.spawn) -> str:
-    log = child.logfile_read
-    assert isinstance(log, _Log)
-    return log.text
-
-
-def finish(child: pexpect.spawn) -> int:
-    child.expect(pexpect.EOF, timeout=TIMEOUT)
-    child.close()
-    assert child.exitstatus is not None, f"killed by signal {child.signalstatus}"
-    return int(child.exitstatus)
-
-
-def wait_for(predicate: Any, timeout: float = TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def messages(server: SSEServer, index: int) -> list[dict[str, Any]]:
