@@ -48,7 +48,7 @@ def run_ask(ask: Ask) -> int:
     text_args(ask.shared)
     ask.prompt = [text_arg("the prompt argument", word) for word in ask.prompt]
     app = make_app(ask.shared)
-    if len(ask.shared.model) > 1:  # `ask -m A -m B`: every model at once (chatcli/compare.py)
+    if len(ask.shared.model) > 1:  # `ask -m A -m B`: every model at once (chatcli/compare/ask.py)
         from chatcli import compare
 
         return compare.run(app, ask.shared.model, ask.prompt, as_json=ask.as_json, resume=ask.shared.resume,

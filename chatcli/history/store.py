@@ -235,7 +235,7 @@ def _v3_parts(conn: sqlite3.Connection) -> None:
 
 
 def _v4_alternatives(conn: sqlite3.Connection) -> None:
-    """The replies of a `/compare` (chatcli/compare.py): every model's reply to one user message,
+    """The replies of a `/compare` (chatcli/compare/alternatives.py): every model's reply to one user message,
     and which one the conversation continues with (that one is also the usual assistant turn)."""
     conn.execute("""CREATE TABLE alternatives (
         turn_id       INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,  -- the user message

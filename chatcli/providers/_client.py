@@ -181,7 +181,7 @@ class SDKClientProvider(Generic[ClientT]):
         # The `with` closes the HTTP response on every exit, including the generator being
         # closed at a `yield` (Ctrl-C): the server sees the disconnect at once.
         with sdk_stream:
-            _inflight.opened(sdk_stream.response)  # for chatcli/compare.py's Ctrl-C (see there)
+            _inflight.opened(sdk_stream.response)  # for chatcli/compare/runner.py's Ctrl-C (see `Lane.interrupt`)
             content_type = sdk_stream.response.headers.get("content-type")
             if common.is_html(content_type):
                 raise common.not_a_stream(self._where, content_type, empty=False)

@@ -1,4 +1,4 @@
-"""Who is told when a provider's HTTP response opens, per thread (chatcli/compare.py).
+"""Who is told when a provider's HTTP response opens, per thread (chatcli/compare/runner.py).
 
 `chatcli ask -m A -m B` streams each reply in its own thread. A Ctrl-C reaches the main thread
 only, while each worker sits in a blocking socket read that nothing in Python can interrupt; and

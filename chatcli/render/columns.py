@@ -1,4 +1,4 @@
-"""One painter for several live panels (chatcli/compare.py): side by side, or stacked.
+"""One painter for several live panels (chatcli/compare/): side by side, or stacked.
 
 Each panel keeps the single panel's scheme (chatcli/render/panel.py; docs/architecture.md,
 "Streaming markdown (fast3)"): a `TailBlocks` engine commits finished blocks and re-renders only
@@ -19,7 +19,7 @@ Either way every panel's rows reach scrollback exactly once and in order, so the
 each reply's one-shot render in its column (tests/test_compare_render.py checks it in pyte).
 
 One `RowPainter` paints the whole region: one write per frame, synchronized output, row diff.
-The view is driven by the main thread alone (`feed` and `tick` from chatcli/compare.py's queue
+The view is driven by the main thread alone (`feed` and `tick` from chatcli/compare/runner.py's queue
 loop): no ticker thread and no lock. Resize: the old region is erased as the terminal reflowed
 it (`RowPainter.reanchor`), the layout is recomputed, each engine continues at its new width
 (`TailBlocks.set_renderer`), and held rows rendered at the old width are kept as they are (wider
@@ -143,7 +143,7 @@ class _Panel:
 
 
 class ColumnsView:
-    """A `CompareView` (chatcli/compare.py) drawing one live panel per model."""
+    """A `CompareView` (chatcli/compare/runner.py) drawing one live panel per model."""
 
     def __init__(self, out: TextIO, err: TextIO, *, labels: Sequence[str], size: SizeGetter | None = None,
                  show_reasoning: bool = True, no_color: bool = False, code_theme: str = "monokai",

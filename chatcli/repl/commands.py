@@ -87,7 +87,7 @@ class ReplState:
     on_model_change: Callable[[Provider], None] | None = None
     #: /attach: what goes with the next message (chatcli/repl/attach.py).
     pending: list[Attachment] = field(default_factory=list)
-    #: /compare and /keep (chatcli/compare.py `ChatCompare`), created by the first /compare.
+    #: /compare and /keep (chatcli/compare/chat.py `ChatCompare`), created by the first /compare.
     compare: Any = None
     #: Every reply paid for in this chat, for /usage (the REPL feeds it around each reply).
     spend: SpendLog = field(default_factory=lambda: SpendLog())

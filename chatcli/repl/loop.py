@@ -209,7 +209,7 @@ class Repl:
             inflight.settle()
 
     def _compared(self, text: str, parts: tuple[Part, ...]) -> bool:
-        """After /compare: the message goes to every model named (chatcli/compare.py)."""
+        """After /compare: the message goes to every model named (chatcli/compare/chat.py)."""
         from chatcli.compare import chat_send
 
         try:
