@@ -14,7 +14,7 @@ SDK's `ClientSession`, and:
   The server is started in its own session (group), so helpers it spawned (`uvx`, `npx`, a shell
   wrapper) go with it; the group is signalled even after a clean exit so none is left orphaned.
 
-Imported only by runtime.py, inside the background loop.
+Imported only by lifecycle.py, inside the background loop.
 """
 
 from __future__ import annotations
