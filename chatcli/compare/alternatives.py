@@ -28,7 +28,6 @@ class Alternative:
         return f"{self.provider}:{self.model}"
 
 
-
 class AltRecorder:
     """A compare lane's `Recorder` in the chat: its reply goes to the alternatives table."""
 

@@ -37,7 +37,6 @@ class ChatCompare:
     noted: bool = True  # "continuing with ..." said already
 
 
-
 def _state_of(state: ReplState) -> ChatCompare:
     cc = getattr(state, "compare", None)
     if not isinstance(cc, ChatCompare):

@@ -3,9 +3,10 @@
 The rooms: `start.py` (`run_repl`: which loop, on which terminal), `loop.py` (`Repl`: prompt, send,
 stream, the prompt hooks), `fallbacks.py` (no terminal; `TERM=dumb`), `prompt.py` (the
 PromptSession, key bindings, completion, the input-history file, /dev/tty), `toolbar.py`,
-`commands.py` (the slash commands), `attach.py` (/attach, /detach, /role), `inflight.py` (the
-user turn committed while its request is in flight), `spend.py` (/usage), `resume.py` (what
-`-c`/`-r`/`/resume` print), `clipboard.py` (/copy). Start-up tuning is in chatcli/warmup.py.
+`commands.py` (the slash commands), `conversations.py` (/history, /resume, /export), `attach.py`
+(/attach, /detach, /role), `inflight.py` (the user turn committed while its request is in flight),
+`spend.py` (/usage), `resume.py` (what `-c`/`-r`/`/resume` print), `clipboard.py` (/copy).
+Start-up tuning is in chatcli/warmup.py.
 
 Nothing is imported here: `chatcli.repl.commands` and friends are imported by the one-shot
 compare and the tools without pulling in prompt-toolkit.
