@@ -1,5 +1,5 @@
 """`chatcli ask -m A -m B`: time to first byte against each model asked alone, and the cost of
-drawing several live panels at once (chatcli/compare.py, chatcli/render/columns.py).
+drawing several live panels at once (chatcli/compare/, chatcli/render/columns.py).
 
 1. TTFB (real HTTP): an OpenAI-dialect and an Anthropic-dialect loopback server, each in its own
    process (benchmarks/_server.py), through the real SDKs with warm clients. Per round, in

@@ -1,5 +1,5 @@
 """`chatcli ask -m A -m B [-m C]`: the real CLI in-process (tests/support/runner.py) against one
-loopback server per model, through the real openai and anthropic SDKs (chatcli/compare.py); the
+loopback server per model, through the real openai and anthropic SDKs (chatcli/compare/); the
 Ctrl-C case sends a real SIGINT, so it runs the installed command (tests/support/binary.py).
 
 Plain output order, `--json`, the exit code for each mix of outcomes, a failing model that does

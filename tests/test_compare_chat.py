@@ -1,4 +1,4 @@
-"""`/compare` and `/keep` in the chat, through prompt-toolkit's pipe input (chatcli/compare.py).
+"""`/compare` and `/keep` in the chat, through prompt-toolkit's pipe input (chatcli/compare/chat.py).
 
 Scripted providers stand in for the models (each answers in its own worker thread, as the real
 SDK streams do); the history is a real SQLite store, so what `history show` prints and what a

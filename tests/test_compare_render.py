@@ -3,7 +3,7 @@
 The byte stream goes into a `pyte.HistoryScreen`; the scrollback plus screen at the end must be
 each reply's one-shot render in its column (side by side at 160 columns, stacked at 100), and a
 resize from 160 to 90 columns mid-stream must lose and duplicate nothing. The replies come from the
-real openai and anthropic SDKs over the loopback server (chatcli/compare.py's `Runner`), or, for the
+real openai and anthropic SDKs over the loopback server (chatcli/compare/runner.py's `Runner`), or, for the
 chunking-heavy cases, are fed straight into the view on a virtual clock.
 """
 

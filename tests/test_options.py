@@ -158,7 +158,7 @@ def test_every_command_line_the_fast_reader_accepts_reads_as_typer_reads_it(
     (["ask", "hi"], Ask(Shared(), ["hi"], False)),
     (["-m", "a", "ask", "--json", "-t", "0.5", "x", "y"], Ask(Shared(model=("a",), temperature=0.5), ["x", "y"], True)),
     (["-m", "a", "ask", "-m", "b"], Ask(Shared(model=("b",)), [], False)),
-    # several -m after `ask`: every model, in order (chatcli/compare.py); before it too
+    # several -m after `ask`: every model, in order (chatcli/compare/ask.py); before it too
     (["ask", "-m", "a", "-m", "b", "hi"], Ask(Shared(model=("a", "b")), ["hi"], False)),
     (["-m", "a", "-m", "b", "ask", "hi"], Ask(Shared(model=("a", "b")), ["hi"], False)),
     (["ask", "--", "-c"], Ask(Shared(), ["-c"], False)),

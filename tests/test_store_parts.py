@@ -75,7 +75,7 @@ def test_a_resumed_conversation_is_a_valid_request(tmp_path: Path) -> None:
 
 
 def test_schema_is_current() -> None:
-    assert SCHEMA_VERSION == 4  # v4: the alternatives of a /compare (chatcli/compare.py)
+    assert SCHEMA_VERSION == 4  # v4: the alternatives of a /compare (chatcli/compare/alternatives.py)
 
 
 def test_an_old_database_migrates_keeps_its_ids_and_search_still_indexes_new_turns(tmp_path: Path) -> None:
