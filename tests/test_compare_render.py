@@ -152,6 +152,28 @@ def test_resize_160_to_90_mid_stream_loses_and_duplicates_nothing() -> None:
     assert any("anthropic:b (continued)" in line for line in lines)  # whose rows these are, after the switch
 
 
+def test_growing_from_stacked_to_side_by_side_loses_and_duplicates_nothing() -> None:
+    """90 -> 160 columns mid-stream: from stacked panels to columns; every word once, in order."""
+    text_a = "".join(f"Para {i}: " + " ".join(f"a{i * 40 + j}" for j in range(40)) + "\n\n" for i in range(8))
+    text_b = "".join(f"Part {i}: " + " ".join(f"b{i * 30 + j}" for j in range(30)) + "\n\n" for i in range(9))
+    width = [90]
+    calls = itertools.count()
+
+    def size() -> tuple[int, int]:
+        if next(calls) == 400:
+            width[0] = 160
+        return width[0], 40
+
+    out = io.StringIO()
+    view = view_for(out, ["openai:a", "anthropic:b"], size)
+    feed_interleaved(view, [text_a, text_b], [4, 3], [Finish("stop"), Finish("stop")])
+    assert width[0] == 160, "the resize happened mid-stream"
+    lines = transcript(out.getvalue(), 170)
+    assert _words(lines, "a") == [f"a{n}" for n in range(320)]
+    assert _words(lines, "b") == [f"b{n}" for n in range(270)]
+    assert layout(160, 2)[0] and not layout(90, 2)[0]  # the two layouts this test crosses
+
+
 def test_frames_are_single_synchronized_writes() -> None:
     writes: list[str] = []
 

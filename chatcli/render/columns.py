@@ -476,7 +476,8 @@ class ColumnsView:
 
 def _fit(ansi: str, plain: str, width: int, right: str = "") -> list[tuple[str, str]]:
     """A held row at a new panel width: padded when narrower (inside its right border, `right`,
-    when it has one), re-wrapped (as plain text) when wider, so no character is lost."""
+    when it has one), re-wrapped (as plain text, between words where it can) when wider, so no
+    character is lost."""
     w = cell_len(plain)
     if w <= width:
         pad = " " * (width - w)
@@ -492,6 +493,10 @@ def _fit(ansi: str, plain: str, width: int, right: str = "") -> list[tuple[str, 
         chunk = rest[:taken]
         while cell_len(chunk) > width and len(chunk) > 1:
             chunk = chunk[:-1]
+        if len(chunk) < len(rest):  # more follows: break after a space when there is one late enough
+            space = chunk.rfind(" ")
+            if space >= len(chunk) // 2:
+                chunk = chunk[:space + 1]
         rest = rest[len(chunk):]
         row = set_cell_size(chunk, width)
         out.append((row, row))
