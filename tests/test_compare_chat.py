@@ -150,3 +150,23 @@ def test_tab_completes_keep_with_positions_and_models(tmp_path: Path) -> None:
     assert complete("/keep fb") == ["fb:m3"]
     assert "/keep" in complete("/ke") and "/compare" in complete("/comp")
 
+
+
+def test_usage_counts_every_model_s_reply_to_a_compare(tmp_path: Path) -> None:
+    """Each model's reply to a /compare was paid for: /usage counts them all, the kept one once."""
+    from chatcli.events import Finish, TextDelta, Usage
+
+    h, store, models = _setup(tmp_path)
+    models["fa"].scripts.append([TextDelta("from a"), Usage(10, 3), Finish("stop", raw="stop")])
+    models["fb"].scripts.append([TextDelta("from b"), Usage(10, 5), Finish("stop", raw="stop")])
+    run = h.run("/compare fa fb" + ENTER + "q" + ENTER + "/usage" + ENTER + "/keep 2" + ENTER + "/usage" + ENTER
+                + "/exit" + ENTER)
+    assert run.code == 0, run.err
+    session_lines = [line for line in run.err.splitlines() if line.startswith("this session:")]
+    conversation_lines = [line for line in run.err.splitlines() if line.startswith("this conversation:")]
+    assert len(session_lines) == 2 and len(conversation_lines) == 2, run.err
+    for line in session_lines:
+        assert "2 replies" in line and "20 tokens in · 8 out" in line, line
+    for line in conversation_lines:  # after /keep 2 as before it: both replies, the kept one once
+        assert "2 replies (1 compared, not kept)" in line and "20 tokens in · 8 out" in line, line
+    store.close()

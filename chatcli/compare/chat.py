@@ -145,6 +145,7 @@ def run_in_chat(state: ReplState, specs: Sequence[str], *, text: str = "", parts
         state.say("no model replied with text; the message stays unanswered (/compare tries again)")
         return
     kept = _copy_reply(first.turn)
+    state.spend.compared(main, kept, [a.turn for a in cc.replies])  # every model's reply was paid for
     main.turns.append(kept)
     if main.recorder is not None:
         main.recorder.record(kept)

@@ -6,7 +6,8 @@ Two totals, each labelled by `/usage`:
 
 * this session: every reply received since this chat started, across /new and /resume
   (`SpendLog`, fed by the REPL around each streamed reply);
-* this conversation: every reply ever stored for it, the current ones plus those replaced or
+* this conversation: every reply ever stored for it (every model's reply to a /compare made in
+  this process included), the current ones plus those replaced or
   undone (the store keeps their token counts when it deletes them: `Store.forgotten_usage`),
   in this process or an earlier one. Without a store (--no-save) the replies this process
   dropped stand in for the store's record.
@@ -48,6 +49,8 @@ class Spend:
     priced: bool = True
     #: Replies no longer in the conversation (replaced by /retry, removed by /undo).
     dropped: int = 0
+    #: Replies of a /compare that the conversation did not keep (each model's reply was paid for).
+    compared: int = 0
 
 
 def _price(settings: Settings, provider: str | None, model: str | None) -> tuple[float, float] | None:
@@ -57,7 +60,7 @@ def _price(settings: Settings, provider: str | None, model: str | None) -> tuple
     return None
 
 
-def tally(settings: Settings, entries: Iterable[Entry], dropped: int = 0) -> Spend:
+def tally(settings: Settings, entries: Iterable[Entry], dropped: int = 0, compared: int = 0) -> Spend:
     replies = tokens_in = tokens_out = 0
     cost = 0.0
     priced = True
@@ -72,7 +75,7 @@ def tally(settings: Settings, entries: Iterable[Entry], dropped: int = 0) -> Spe
             priced = False
             continue
         cost += (entry.tokens_in * price[0] + entry.tokens_out * price[1]) / 1_000_000
-    return Spend(replies, tokens_in, tokens_out, cost, priced, dropped)
+    return Spend(replies, tokens_in, tokens_out, cost, priced, dropped, compared)
 
 
 def _entry(turn: Turn) -> Entry:
@@ -94,6 +97,9 @@ class SpendLog:
         # turns later (/retry, /undo) is still counted for that conversation without a store.
         # Keeping the objects keeps their ids unique.
         self._paid: dict[int, tuple[Session, Turn]] = {}
+        # /compare in this process: (session, the reply it kept -- a copy of one of them, in the
+        # session's turns --, every model's reply).
+        self._compared: list[tuple[Session, Turn, list[Turn]]] = []
 
     def before(self, session: Session) -> dict[int, tuple[int | None, int | None]]:
         return {id(t): _usage(t) for t in session.turns if t.role == "assistant"}
@@ -113,6 +119,15 @@ class SpendLog:
                 continue
             self._paid[id(turn)] = (session, turn)
 
+    def compared(self, session: Session, kept: Turn, replies: list[Turn]) -> None:
+        """A /compare answered: every model's reply was paid for; `kept` is the copy of one of them
+        that the conversation goes on with (`/keep` changes it in place)."""
+        self.entries.extend(_entry(t) for t in replies)
+        self._compared.append((session, kept, list(replies)))
+
+    def compared_in(self, session: Session) -> list[tuple[Turn, list[Turn]]]:
+        return [(kept, replies) for owner, kept, replies in self._compared if owner is session]
+
     def session_spend(self, settings: Settings) -> Spend:
         return tally(settings, self.entries)
 
@@ -124,8 +139,15 @@ class SpendLog:
 
 def conversation_spend(settings: Settings, session: Session, store: Any, conv_id: str | None,
                        log: SpendLog | None) -> Spend:
-    """Every reply stored for the conversation: the current ones and the ones replaced or undone."""
-    entries = [_entry(t) for t in session.turns if t.role == "assistant"]
+    """Every reply stored for the conversation: the current ones, the ones replaced or undone, and
+    every model's reply to a /compare of this process (the kept one counted once)."""
+    comparisons = log.compared_in(session) if log is not None else []
+    kept_ids = {id(kept) for kept, _ in comparisons}
+    entries = [_entry(t) for t in session.turns if t.role == "assistant" and id(t) not in kept_ids]
+    others = 0
+    for kept, replies in comparisons:
+        entries.extend(_entry(t) for t in replies)
+        others += len(replies) - (1 if any(t is kept for t in session.turns) else 0)
     forgotten: list[Entry] = []
     reader = getattr(store, "forgotten_usage", None)
     if conv_id is not None and reader is not None:
@@ -137,14 +159,17 @@ def conversation_spend(settings: Settings, session: Session, store: Any, conv_id
             forgotten = []
     elif log is not None:  # not saved: what this process dropped from it
         forgotten = [_entry(t) for t in log.dropped_from(session)]
-    return tally(settings, [*entries, *forgotten], dropped=len(forgotten))
+    return tally(settings, [*entries, *forgotten], dropped=len(forgotten), compared=others)
 
 
 def describe(label: str, spend: Spend) -> str:
     """`LABEL: N replies (K replaced or undone) · X tokens in · Y out · $C`."""
     line = f"{label}: {spend.replies} repl{'y' if spend.replies == 1 else 'ies'}"
-    if spend.dropped:
-        line += f" ({spend.dropped} replaced or undone)"
+    notes = [f"{spend.dropped} replaced or undone"] if spend.dropped else []
+    if spend.compared:
+        notes.append(f"{spend.compared} compared, not kept")
+    if notes:
+        line += f" ({', '.join(notes)})"
     line += f" · {spend.tokens_in:,} tokens in · {spend.tokens_out:,} out"
     if (spend.cost or spend.priced) and (spend.tokens_in or spend.tokens_out):
         line += f" · ${spend.cost:.4f}" + ("" if spend.priced else " (some models have no price configured)")
