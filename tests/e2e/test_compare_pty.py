@@ -110,3 +110,41 @@ def test_chat_compare_keep_then_a_resumed_conversation_goes_on_with_the_kept_rep
     assert sent is not None and [(m["role"], m["content"]) for m in sent["messages"]][:2] == [
         ("user", "pick one"), ("assistant", "reply from B")]
     assert len(a.requests) == 1
+
+
+def test_ctrl_c_during_a_chat_compare_stops_both_and_the_chat_goes_on(
+        servers: tuple[SSEServer, SSEServer], tmp_path: Path) -> None:
+    import sqlite3
+
+    from tests.e2e.helpers import db_path
+
+    a, b = servers
+    a.add(Reply.sse([*openai_chunks(["alpha in the chat"], finish=None, done=False), Sleep(30)]))
+    b.add(Reply.sse([*anthropic_events(["beta in the chat"], stop_reason=None, message_stop=False), Sleep(30)]))
+    pty = Pty(["-m", "openai:ma"], _env(tmp_path, a, b), rows=40, cols=160)
+    prompt = b"\x1b[?2004h"
+    try:
+        pty.expect(prompt)
+        pty.send("/compare openai:ma anthropic:mb\r")
+        pty.expect("side by side")
+        pty.expect(prompt)
+        pty.send("both at once\r")
+        pty.expect(b"alpha in the chat")
+        pty.expect(b"beta in the chat")
+        pty.send(b"\x03")
+        pty.expect(prompt)  # back at the prompt: the chat goes on
+        assert a.wait_disconnect(10) and b.wait_disconnect(10)
+        pty.send("\x04")
+        code = pty.finish()
+    finally:
+        pty.kill()
+    assert code == 0, pty.transcript[-2000:]
+    assert b"Traceback" not in pty.transcript
+    assert_terminal_sane(pty.transcript)
+    assert not a.finished and not b.finished
+    conn = sqlite3.connect(f"file:{db_path(tmp_path)}?mode=ro", uri=True)
+    try:
+        alternatives = sorted(conn.execute("SELECT content, finish_reason FROM alternatives").fetchall())
+    finally:
+        conn.close()
+    assert alternatives == [("alpha in the chat", "interrupted"), ("beta in the chat", "interrupted")]
