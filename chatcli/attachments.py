@@ -322,6 +322,17 @@ def message_parts(attachments: Iterable[Attachment]) -> tuple[ImagePart | Docume
     return tuple(att.part for att in attachments if att.part is not None)
 
 
+def compose_message(argument: str | None, piped: str | None,
+                    attachments: Sequence[Attachment]) -> tuple[str, tuple[ImagePart | DocumentPart, ...]]:
+    """`chatcli ask`'s message, text and parts: the argument with piped text (chatcli/cli/stdin.py's
+    rule), then the attachments. Attachments alone are a message (the image is the question)."""
+    alone = bool(attachments) and not argument and (piped is None or not piped.strip())
+    text = "" if alone else compose(argument, piped)
+    if not attachments:
+        return text, ()
+    return message_content(text, attachments), message_parts(attachments)
+
+
 # -- wire encoding (for the providers) -------------------------------------------------------------
 
 #: Bytes encoded per step of `base64_text`: a multiple of 3, so the pieces join without padding.

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from chatcli.attachments import Attachment
     from chatcli.cli.options import Ask
     from chatcli.config import Resolved
-    from chatcli.events import Finish, Part
+    from chatcli.events import Finish
     from chatcli.render.base import ReplyView
     from chatcli.session import Session
     from chatcli.settings import ProviderConfig
@@ -149,15 +149,9 @@ def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, 
             check_vision(atts, resolved)
     warmer.join()
     warmup.resume_gc()  # the SDK is in: see chatcli/warmup.py
-    # Attachments alone are a message (the image is the question).
-    alone = bool(atts) and not argument and (piped is None or not piped.strip())
-    text = "" if alone else stdinmod.compose(argument, piped)
-    parts: tuple[Part, ...] = ()
-    if atts:
-        from chatcli import attachments
+    from chatcli.attachments import compose_message
 
-        text = attachments.message_content(text, atts)
-        parts = attachments.message_parts(atts)
+    text, parts = compose_message(argument, piped, atts)
     recorder = app.recorder(conversation)
     tools = app.tool_host(interactive=_interactive(env))
     session = app.session(resolved, provider, conversation=conversation, recorder=recorder, tools=tools)

@@ -20,7 +20,6 @@ from chatcli.events import Finish
 if TYPE_CHECKING:
     from chatcli.app import App
     from chatcli.config import Resolved
-    from chatcli.events import Part
 
 
 def run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool = False,
@@ -54,14 +53,9 @@ def _run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool
             for r in resolved:
                 check_vision(atts, r)
     warmup.resume_gc()
-    alone = bool(atts) and not argument and (piped is None or not piped.strip())
-    text = "" if alone else stdinmod.compose(argument, piped)
-    parts: tuple[Part, ...] = ()
-    if atts:
-        from chatcli import attachments
+    from chatcli.attachments import compose_message
 
-        text = attachments.message_content(text, atts)
-        parts = attachments.message_parts(atts)
+    text, parts = compose_message(argument, piped, atts)
     lanes = build_lanes(app, resolved)
     runner = Runner(lanes, text, parts)
     view = open_view(app, [lane.label for lane in lanes], as_json=as_json)
