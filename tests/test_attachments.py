@@ -23,6 +23,7 @@ from chatcli import attachments as att
 from chatcli.errors import ExitCode, InputError
 from chatcli.events import DocumentPart, ImagePart
 from tests.support import media
+from tests.support.nobody import as_nobody, traversable_dir
 
 
 def refused(fn: object, *args: object, **kwargs: object) -> str:
@@ -222,14 +223,20 @@ def test_unreadable_socket(tmp_path: Path) -> None:
     assert message.startswith(f"cannot attach {path}: cannot read it")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads a mode-000 file")
-def test_permission_denied(tmp_path: Path) -> None:
-    path = Path(write(tmp_path / "secret.png", media.png()))
-    path.chmod(0)
-    try:
-        assert refused(att.load, str(path)).endswith("permission denied")
-    finally:
-        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+def _refused_message(path: str) -> str:
+    return refused(att.load, path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_permission_denied() -> None:
+    # As nobody when the tests run as root (root reads a mode-000 file).
+    with traversable_dir() as where:
+        path = Path(write(where / "secret.png", media.png()))
+        path.chmod(0)
+        try:
+            assert as_nobody(_refused_message, str(path)).endswith("permission denied")
+        finally:
+            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
 
 
 def test_image_over_20_mb(tmp_path: Path) -> None:

@@ -8,16 +8,10 @@ directly: the permission bits then apply to the test process itself.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
 import os
-import shutil
-import tempfile
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,13 +24,18 @@ from chatcli.session import Session
 from chatcli.settings import Settings
 from chatcli.turn import Turn
 from tests.support.fakes import FakeProvider
+from tests.support.nobody import AS_ROOT, NOBODY, as_nobody, traversable_dir
 from tests.support.runner import run
 from tests.support.store_schema1 import make_old_database
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 
-NOBODY = 65534
-AS_ROOT = os.name == "posix" and os.geteuid() == 0
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    with traversable_dir() as where:
+        yield where
 
 
 @pytest.fixture(autouse=True)
@@ -44,20 +43,6 @@ def _reset_permission_warnings() -> Iterator[None]:
     fsperm._warned.clear()
     yield
     fsperm._warned.clear()
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    # Not pytest's tmp_path: its parents are 0700 root, which nobody cannot traverse.
-    where = Path(tempfile.mkdtemp(prefix="chatcli-ro-"))
-    where.chmod(0o711)
-    try:
-        yield where
-    finally:
-        for path in (where, *where.rglob("*")):
-            with contextlib.suppress(OSError):
-                path.chmod(0o700)
-        shutil.rmtree(where, ignore_errors=True)
 
 
 def _saved_history(data: Path) -> str:
@@ -75,37 +60,6 @@ def _make_read_only(data: Path) -> None:
             os.chown(path, NOBODY, NOBODY)
     (data / "history.db").chmod(0o400)
     data.chmod(0o500)
-
-
-def _as_nobody(check: Callable[..., Any], *args: object) -> Any:
-    """`check(*args)` without write permission (as nobody, in a forked child, when root); its
-    JSON-able result comes back through a pipe, and so does the traceback of a failure."""
-    if not AS_ROOT:
-        return check(*args)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 0
-        try:
-            os.close(read)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            payload = json.dumps({"value": check(*args)})
-        except BaseException:
-            payload = json.dumps({"error": traceback.format_exc()})
-            code = 1
-        try:
-            with os.fdopen(write, "wb") as pipe:
-                pipe.write(payload.encode())
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        result = json.loads(pipe.read().decode() or '{"error": "no report from the child"}')
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0 and "error" not in result, result.get("error")
-    return result["value"]
 
 
 def _reads_everything(data: str, conv: str) -> None:
@@ -147,7 +101,7 @@ def test_a_read_only_history_is_read(base: Path) -> None:
     data = base / "d"
     conv = _saved_history(data)
     _make_read_only(data)
-    _as_nobody(_reads_everything, str(data), conv)
+    as_nobody(_reads_everything, str(data), conv)
 
 
 def _reads_schema_1(data: str) -> None:
@@ -162,7 +116,7 @@ def test_a_read_only_schema_1_history_is_read_without_migrating(base: Path) -> N
     data = base / "d"
     make_old_database(data, ["我们的数据库很快", "I use sqlite"])
     _make_read_only(data)
-    _as_nobody(_reads_schema_1, str(data))
+    as_nobody(_reads_schema_1, str(data))
 
 
 def _cli(environ: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -189,12 +143,12 @@ def test_history_cli_reads_a_read_only_history_and_names_the_reason(base: Path) 
         _saved_history(base / "warm")
         for args in (["history", "list"], ["history", "search", "数据库"], ["history", "delete", "0", "--yes"]):
             _cli(warm, *args)
-    code, out, err = _as_nobody(_cli, environ, "history", "list")
+    code, out, err = as_nobody(_cli, environ, "history", "list")
     assert code == 0, err
     assert conv in out and "openai:gpt-4o-mini" in out and "readonly" not in err
-    code, out, err = _as_nobody(_cli, environ, "history", "search", "数据库")
+    code, out, err = as_nobody(_cli, environ, "history", "search", "数据库")
     assert code == 0 and conv in out
-    code, out, err = _as_nobody(_cli, environ, "history", "delete", conv, "--yes")
+    code, out, err = as_nobody(_cli, environ, "history", "delete", conv, "--yes")
     assert code == 1
     assert err.count("\n") == 1 and "read-only" in err and "not writable" in err, err
     assert "Traceback" not in err
