@@ -245,3 +245,19 @@ def test_a_retry_before_the_first_token_is_visible_and_the_other_model_goes_on(s
     assert result.returncode == 0, result.stderr
     assert result.stdout == "## openai:ma\n\nno wait\n\n## anthropic:mb\n\nafter a retry\n"
     assert "retrying" in result.stderr and len(b.requests) == 2 and len(a.requests) == 1
+
+
+def test_a_piped_image_counts_toward_the_attachment_limit_for_several_models(servers: Any, tmp_path: Path) -> None:
+    """20 `-a` files and an image piped in: 21, refused before anything is sent, as `ask` alone does."""
+    from tests.support import media
+
+    a, b, _ = servers
+    (tmp_path / "s.png").write_bytes(media.png())
+    result = run(["ask", "-m", "openai:ma", "-m", "anthropic:mb",
+                  *(x for _ in range(20) for x in ("-a", str(tmp_path / "s.png"))), "q"],
+                 env_for(a, b), input=media.png())
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "21 attachments" in lines[0] and "20" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert a.requests == [] and b.requests == []

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from chatcli.attachments import Attachment
     from chatcli.cli.options import Ask
     from chatcli.config import Resolved
-    from chatcli.events import Finish
+    from chatcli.events import Finish, Part
     from chatcli.render.base import ReplyView
     from chatcli.session import Session
     from chatcli.settings import ProviderConfig
@@ -123,6 +123,27 @@ def check_vision(atts: Sequence[Attachment], resolved: Resolved) -> None:
                                    vision=vision_of(resolved.provider))
 
 
+def read_message(app: App, argument: str | None, attach: Sequence[str], atts: list[Attachment],
+                 models: Sequence[Resolved]) -> tuple[str, tuple[Part, ...]]:
+    """The message `ask` sends: the argument, piped stdin (unless `-a -` took it already) and the
+    attachments, an image or PDF piped in among them -- counted and checked against every model
+    it goes to, before anything is sent (InputError: exit 2)."""
+    piped: str | None = None
+    if "-" not in attach:
+        piped, piped_att = stdinmod.read_piped_input(app.env, app.settings.stdin_timeout,
+                                                     have_argument=bool(argument) or bool(atts))
+        if piped_att is not None:
+            from chatcli import attachments
+
+            atts.append(piped_att)
+            attachments.check_count(atts)
+            for resolved in models:
+                check_vision(atts, resolved)
+    from chatcli.attachments import compose_message
+
+    return compose_message(argument, piped, atts)
+
+
 def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, continue_: bool,
          attach: Sequence[str] = ()) -> int:
     env = app.env
@@ -136,22 +157,10 @@ def _run(app: App, prompt: Sequence[str], *, as_json: bool, resume: str | None, 
     warmer.start()
 
     # If stdin is refused (binary, too big, an idle pipe with no argument) the error is raised at
-    # once; the daemon thread dies with the process. `-a -` took stdin as an attachment already.
-    piped: str | None = None
-    if "-" not in attach:
-        piped, piped_att = stdinmod.read_piped_input(env, app.settings.stdin_timeout,
-                                                     have_argument=bool(argument) or bool(atts))
-        if piped_att is not None:
-            atts.append(piped_att)
-            from chatcli import attachments
-
-            attachments.check_count(atts)
-            check_vision(atts, resolved)
+    # once; the daemon thread dies with the process.
+    text, parts = read_message(app, argument, attach, atts, [resolved])
     warmer.join()
     warmup.resume_gc()  # the SDK is in: see chatcli/warmup.py
-    from chatcli.attachments import compose_message
-
-    text, parts = compose_message(argument, piped, atts)
     recorder = app.recorder(conversation)
     tools = app.tool_host(interactive=_interactive(env))
     session = app.session(resolved, provider, conversation=conversation, recorder=recorder, tools=tools)

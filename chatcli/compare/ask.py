@@ -33,8 +33,7 @@ def run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool 
 def _run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool, resume: str | None,
          continue_: bool, attach: Sequence[str]) -> int:
     from chatcli import warmup
-    from chatcli.cli import stdin as stdinmod
-    from chatcli.cli.ask import check_vision, load_attachments
+    from chatcli.cli.ask import check_vision, load_attachments, read_message
 
     if resume is not None or continue_:
         raise UsageError("--resume/--continue take one model: several -m compare them in a new conversation each")
@@ -44,18 +43,8 @@ def _run(app: App, specs: Sequence[str], prompt: Sequence[str], *, as_json: bool
     for other in resolved[1:]:
         check_vision(atts, other)
     argument = " ".join(prompt) if prompt else None
-    piped: str | None = None
-    if "-" not in attach:
-        piped, piped_att = stdinmod.read_piped_input(env, app.settings.stdin_timeout,
-                                                     have_argument=bool(argument) or bool(atts))
-        if piped_att is not None:
-            atts.append(piped_att)
-            for r in resolved:
-                check_vision(atts, r)
+    text, parts = read_message(app, argument, attach, atts, resolved)
     warmup.resume_gc()
-    from chatcli.attachments import compose_message
-
-    text, parts = compose_message(argument, piped, atts)
     lanes = build_lanes(app, resolved)
     runner = Runner(lanes, text, parts)
     view = open_view(app, [lane.label for lane in lanes], as_json=as_json)
