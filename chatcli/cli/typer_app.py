@@ -108,9 +108,11 @@ app = Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
 def option(dest: str, **extra: "Any") -> "Any":
     opt: Opt = BY_DEST[dest]
     flags = opt.flags if not opt.off_flags else ("/".join((*opt.flags, *opt.off_flags)),)
+
     def limit(value: float | None) -> float | None:  # an int option's limits are ints ("x>=1")
         return int(value) if value is not None and opt.kind == "int" else value
 
@@ -118,6 +120,7 @@ def option(dest: str, **extra: "Any") -> "Any":
         extra["dir_okay"] = False  # a file: cli/fast.py refuses a directory the same way
     return typer.Option(*flags, metavar=opt.metavar, help=opt.help, min=limit(opt.min), max=limit(opt.max),
                         **extra)
+
 
 config_opt = Annotated[Path | None, option("config")]
 
@@ -161,8 +164,10 @@ def version_callback(value: bool) -> None:
         typer.echo(f"chatcli {__version__}")
         raise typer.Exit(0)
 
+
 version_opt = Annotated[bool, typer.Option(
     "--version", is_eager=True, callback=version_callback, help="Print the version and exit.")]
+
 
 @app.callback(invoke_without_command=True)
 @_pipe_safe
@@ -172,6 +177,7 @@ def root(ctx: typer.Context, shared: Shared, version: version_opt = False) -> No
     ctx.obj = shared
     if ctx.invoked_subcommand is None:
         raise typer.Exit(run_chat(shared))
+
 
 @app.command(help="One reply, then exit. Piped stdin is read too: alone it is the prompt; with a "
                   "PROMPT it follows it in a fenced block; an image or a PDF is an attachment.",
@@ -189,6 +195,7 @@ def ask(ctx: typer.Context,
         shared: Shared = None) -> None:  # type: ignore[assignment]  # filled in by _shared_options
     raise typer.Exit(run_ask(Ask(shared.over(ctx.obj or Shared()), prompt or [], json_)))
 
+
 @app.command(help="Configured providers, their models and aliases. Marks the default, says which "
                   "keys are missing and which aliases point nowhere.")
 @_pipe_safe
@@ -199,6 +206,7 @@ def models(ctx: typer.Context, config: config_opt = None) -> None:
     app_ = make_app(Shared(config=config).over(_root(ctx)))
     out(app_.env, configmod.describe_models(app_.loaded, sanitize_line))
 
+
 @app.command(help="The roles of the config file ([roles.NAME]).")
 @_pipe_safe
 def roles(ctx: typer.Context, config: config_opt = None) -> None:
@@ -207,9 +215,11 @@ def roles(ctx: typer.Context, config: config_opt = None) -> None:
     app_ = make_app(Shared(config=config).over(_root(ctx)))
     out(app_.env, describe_roles(app_.settings.roles))
 
+
 config_app = Typer(help="Where the config lives, the effective settings, a starter file.",
                          no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
+
 
 @config_app.command("path", help="Print the config file's path.")
 @_pipe_safe
@@ -223,6 +233,7 @@ def config_path(ctx: typer.Context, config: config_opt = None) -> None:
     if not path.exists():  # information, not an error: stderr, so $(chatcli config path) is the path
         info(env, "The file does not exist yet; `chatcli config init` writes a starter one.")
 
+
 @config_app.command("show", help="The effective settings, keys masked.")
 @_pipe_safe
 def config_show(ctx: typer.Context, config: config_opt = None) -> None:
@@ -230,6 +241,7 @@ def config_show(ctx: typer.Context, config: config_opt = None) -> None:
 
     app_ = make_app(Shared(config=config).over(_root(ctx)))
     out(app_.env, configmod.describe(app_.loaded))
+
 
 @config_app.command("init", help="Write a starter config file (0600) that documents every key.")
 @_pipe_safe
@@ -244,8 +256,10 @@ def config_init(ctx: typer.Context, force: Annotated[bool, typer.Option(
     configmod.write_example(path, force=force)
     info(env, f"Wrote {path}")
 
+
 history_app = Typer(help="Saved conversations.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(history_app, name="history")
+
 
 @history_app.command("list", help="Saved conversations, most recent first.")
 @_pipe_safe
@@ -259,6 +273,7 @@ def history_list(ctx: typer.Context,
     app_ = make_app(_root(ctx))
     with app_.history_store() as store:
         history.list_cmd(store, app_.env.stdout, limit=limit, offset=offset)
+
 
 @history_app.command("show", help="Print conversation ID (an id or a unique prefix).")
 @_pipe_safe
@@ -275,6 +290,7 @@ def history_show(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(meta
 
     with app_.history_store() as store:
         history.show_cmd(store, conv_id, app_.env.stdout, render=render)
+
 
 @history_app.command("export", help="Write conversation ID as markdown (or JSON) to stdout or a file.")
 @_pipe_safe
@@ -293,6 +309,7 @@ def history_export(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(me
     if written is not None:
         app_.env.warn(f"wrote {written}")
 
+
 @history_app.command("delete", help="Delete conversation ID (asks first on a terminal).")
 @_pipe_safe
 def history_delete(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(metavar="ID")],
@@ -307,6 +324,7 @@ def history_delete(ctx: typer.Context, conv_id: Annotated[str, typer.Argument(me
                            confirm=None if yes else history.terminal_confirm(env.stdin, env.stdin_isatty,
                                                                              env.stderr))
 
+
 @history_app.command("search", help="Find saved conversations containing TEXT.")
 @_pipe_safe
 def history_search(ctx: typer.Context, text: Annotated[str, typer.Argument(metavar="TEXT")],
@@ -318,9 +336,11 @@ def history_search(ctx: typer.Context, text: Annotated[str, typer.Argument(metav
     with app_.history_store() as store:
         history.search_cmd(store, text, app_.env.stdout, limit=limit)
 
+
 tools_app = Typer(help="MCP servers: their state and tools; run one tool with no model.",
                   no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(tools_app, name="tools")
+
 
 @tools_app.command("list", help="Each MCP server's state and tools (starts them to ask).")
 @_pipe_safe
@@ -333,6 +353,7 @@ def tools_list(ctx: typer.Context, config: config_opt = None) -> None:
     finally:
         app_.close_tools()
     raise typer.Exit(code)
+
 
 @tools_app.command("call", help="Run one tool with JSON arguments, no model involved.")
 @_pipe_safe

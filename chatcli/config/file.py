@@ -139,6 +139,7 @@ def read_file(path: Path) -> tuple[dict[str, Any], _File]:
         raise ConfigError(f"invalid TOML: {reason}{where}", path=str(path), line=line_no, key=key) from None
     return data, file
 
+
 def _toml_str(value: str) -> str:
     out = value.replace("\\", "\\\\").replace('"', '\\"')
     out = "".join(ch if ch >= " " and ch != "\x7f" else f"\\u{ord(ch):04x}" for ch in out)

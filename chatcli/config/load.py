@@ -56,6 +56,7 @@ APP = "chatcli"
 
 # -- where files live -----------------------------------------------------------------------------
 
+
 def _xdg_dir(environ: Mapping[str, str], variable: str, fallback: str) -> Path | None:
     """The XDG base directory on Linux/BSD (what platformdirs computes there), without importing it."""
     if sys.platform == "darwin" or os.name == "nt":
@@ -114,7 +115,6 @@ def _read_dotenv(path: Path) -> dict[str, str]:
 
         check_private(path)
     return found
-
 
 
 def merged_environ(environ: Mapping[str, str], cwd: Path, explicit_config: Path | None = None

@@ -26,6 +26,7 @@ NO_PROVIDER_MESSAGE = (
 
 MAX_ALIAS_DEPTH = 10
 
+
 @dataclass(frozen=True)
 class Resolved:
     provider: ProviderConfig

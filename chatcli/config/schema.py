@@ -32,6 +32,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderConfig] = {
 BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
 # -- the file's schema -----------------------------------------------------------------------------
 
+
 class _Kind:
     """A value type: a checker returning the converted value or raising ValueError(expected)."""
 
