@@ -22,18 +22,15 @@ from chatcli.tools.host import DECLINED, McpHost
 from chatcli.tools.runtime import ToolRuntime
 from chatcli.tools.servers import parse_servers
 from tests.support.fakes import FakeProvider
+from tests.support.mcp_time import time_runtime
 
 NAME = "time__get_current_time"
 
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolRuntime]:
-    servers = parse_servers({"time": {"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]}},
-                            source="test")
-    rt = ToolRuntime(servers, log_dir=tmp_path_factory.mktemp("logs"))
-    rt.start()
-    yield rt
-    rt.close()
+    with time_runtime(tmp_path_factory.mktemp("logs")) as rt:
+        yield rt
 
 
 def asks(*calls: ToolCallPart) -> list[object]:

@@ -24,7 +24,7 @@ from chatcli.tools.approval import NoTerminal
 from chatcli.tools.grants import ToolPolicy
 from chatcli.tools.host import McpHost
 from chatcli.tools.runtime import ToolRuntime
-from chatcli.tools.servers import parse_servers
+from tests.support.mcp_time import time_runtime
 
 pytest.importorskip("llama_cpp")
 pytestmark = pytest.mark.skipif(shutil.which("mcp-server-time") is None, reason="mcp-server-time (dev extra)")
@@ -45,12 +45,8 @@ class Recorded(LocalProvider):
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolRuntime]:
-    servers = parse_servers({"time": {"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]}},
-                            source="test")
-    rt = ToolRuntime(servers, log_dir=tmp_path_factory.mktemp("logs"))
-    rt.start()
-    yield rt
-    rt.close()
+    with time_runtime(tmp_path_factory.mktemp("logs")) as rt:
+        yield rt
 
 
 def test_the_embedded_model_calls_mcp_server_time_and_gets_the_result(runtime: ToolRuntime, tmp_path: Path) -> None:
